@@ -1,1 +1,28 @@
-//! placeholder
+//! Database access shared by every Fleetdesk service.
+//!
+//! One connection type, [`DbConn`], covers PostgreSQL and SQLite (diesel `MultiConnection`).
+//! Store functions are plain `fn(&mut DbConn, …) -> QueryResult<T>` so they compose inside a
+//! transaction; handlers reach them only through [`Db::run`], which takes a pooled connection
+//! on the blocking pool inside the caller's tracing span.
+
+pub mod clock;
+mod conn;
+mod error;
+mod migrate;
+mod pool;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use conn::{Backend, DbConn, MultiBackend, transaction};
+pub use error::StoreError;
+pub use migrate::{Migrations, ensure_database};
+pub use pool::{Db, PoolOptions};
+
+/// Diesel, re-exported so services use the same version.
+pub use diesel;
+/// Embedded migrations, re-exported for `embed_migrations!`.
+pub use diesel_migrations;
+
+/// A new UUID v7 as text: time-ordered ids that index well on both backends.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -1,0 +1,81 @@
+//! Embedded migrations, one folder per backend, and database creation.
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+use crate::conn::{Backend, DbConn, establish};
+use crate::error::StoreError;
+
+/// A service's migrations for each backend (`migrations/postgres`, `migrations/sqlite`).
+///
+/// The sets are functions because `EmbeddedMigrations` is neither `Copy` nor `Clone`; a
+/// service passes `|| MIGRATIONS_PG` where `MIGRATIONS_PG` is its `embed_migrations!` const.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    /// For PostgreSQL.
+    pub postgres: fn() -> EmbeddedMigrations,
+    /// For SQLite.
+    pub sqlite: fn() -> EmbeddedMigrations,
+    /// A number unique per service, used as the PostgreSQL advisory lock that keeps two
+    /// replicas from migrating at once.
+    pub lock_key: i64,
+}
+
+impl Migrations {
+    /// Runs the pending migrations of `backend` on a fresh connection to `url`.
+    pub fn run(&self, backend: Backend, url: &str) -> Result<(), StoreError> {
+        let mut conn = establish(backend, url)?;
+        match backend {
+            Backend::Postgres => {
+                conn.batch_execute(&format!("SELECT pg_advisory_lock({})", self.lock_key))?;
+                let result = run_set(&mut conn, (self.postgres)());
+                conn.batch_execute(&format!("SELECT pg_advisory_unlock({})", self.lock_key))?;
+                result
+            }
+            Backend::Sqlite => run_set(&mut conn, (self.sqlite)()),
+        }
+    }
+}
+
+fn run_set(conn: &mut DbConn, set: EmbeddedMigrations) -> Result<(), StoreError> {
+    conn.run_pending_migrations(set)
+        .map(|_| ())
+        .map_err(|e| StoreError::Setup(format!("migration failed: {e}")))
+}
+
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    #[allow(dead_code)]
+    found: i32,
+}
+
+/// Given a PostgreSQL server URL, makes sure database `name` exists on it and returns the URL
+/// of that database. SQLite URLs are returned unchanged.
+pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
+    if Backend::of_url(url)? != Backend::Postgres {
+        return Ok(url.to_owned());
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Setup(format!("invalid database name {name:?}")));
+    }
+    let mut parsed =
+        url::Url::parse(url).map_err(|e| StoreError::Setup(format!("invalid database URL: {e}")))?;
+    let mut conn = PgConnection::establish(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let exists = diesel::sql_query("SELECT 1 AS found FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result::<Found>(&mut conn)
+        .optional()?
+        .is_some();
+    if !exists {
+        // Two processes may race here; the loser's "already exists" is fine.
+        if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
+            if !e.to_string().contains("already exists") {
+                return Err(e.into());
+            }
+        }
+    }
+    parsed.set_path(&format!("/{name}"));
+    Ok(parsed.to_string())
+}

@@ -1,0 +1,132 @@
+//! The verified caller of a request, and `Require<permission>`.
+//!
+//! Every service verifies tokens itself (the gateway is not the only check): the app holds a
+//! `web::Data<Verifier>`; [`Caller`] reads `Authorization: Bearer`, verifies it and exposes the
+//! tenant, subject and grants; [`Require`] also checks permission nodes named in its type.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::Data;
+use actix_web::{FromRequest, HttpRequest};
+use fleetdesk_auth::{Grants, Requirement, TokenError, TokenType, Verifier};
+
+use crate::error::ApiError;
+
+/// Who is calling: taken from a verified access token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user id (or service client id).
+    pub subject: String,
+    /// The tenant the caller acts in.
+    pub tenant_id: String,
+    /// Role monikers, for display.
+    pub roles: Vec<String>,
+    /// Effective permission nodes.
+    pub grants: Grants,
+    /// User, service or API key.
+    pub kind: TokenType,
+    /// The token's `jti`.
+    pub token_id: String,
+    /// The token's expiry, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+impl Caller {
+    /// Whether the caller holds `node`.
+    pub fn allows(&self, node: &str) -> bool {
+        self.grants.allows(node)
+    }
+
+    /// 403 `permission_denied` unless the caller holds `node`.
+    pub fn require(&self, node: &str) -> Result<(), ApiError> {
+        if self.allows(node) { Ok(()) } else { Err(ApiError::missing_permission(node)) }
+    }
+
+    fn from_token(req: &HttpRequest) -> Result<Self, ApiError> {
+        let verifier = req
+            .app_data::<Data<Verifier>>()
+            .ok_or_else(|| ApiError::internal("no token verifier configured for this app"))?;
+        let token = bearer_token(req)?;
+        let claims = verifier.verify(token).map_err(|e| match e {
+            TokenError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
+            other => ApiError::unauthorized("invalid_token", other.to_string()),
+        })?;
+        Ok(Caller {
+            subject: claims.sub,
+            tenant_id: claims.tid,
+            roles: claims.roles,
+            grants: Grants::new(claims.perms),
+            kind: claims.typ,
+            token_id: claims.jti,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing_token", "this needs an Authorization: Bearer token"))?
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not text"))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized("invalid_token", "the Authorization header must be `Bearer <token>`"));
+    }
+    Ok(token.trim())
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Caller::from_token(req))
+    }
+}
+
+/// A caller who holds every node of `R` (one marker of `fleetdesk_auth::perm`, or a tuple).
+pub struct Require<R>(pub Caller, PhantomData<R>);
+
+impl<R> std::fmt::Debug for Require<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Require").field(&self.0).finish()
+    }
+}
+
+impl<R> Require<R> {
+    /// The caller.
+    pub fn into_inner(self) -> Caller {
+        self.0
+    }
+}
+
+impl<R> Deref for Require<R> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl<R: Requirement + 'static> FromRequest for Require<R> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = Caller::from_token(req).and_then(|caller| {
+            for node in R::nodes() {
+                caller.require(node)?;
+            }
+            Ok(Require(caller, PhantomData))
+        });
+        Box::pin(std::future::ready(result))
+    }
+}

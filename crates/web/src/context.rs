@@ -1,0 +1,172 @@
+//! Per-request context: request id, W3C trace context, the request span, access log, metrics.
+//!
+//! The [`observe`] middleware wraps every request. It keeps a sane client `X-Request-Id` (or
+//! makes one), continues an incoming `traceparent` (or starts a trace), runs the rest of the
+//! request inside a span and a task-local [`RequestContext`] (so an error can quote its trace
+//! id), echoes `X-Request-Id`, logs one line and records request metrics per route pattern.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use rand::RngCore;
+use tracing::Instrument;
+
+tokio::task_local! {
+    static CONTEXT: RequestContext;
+}
+
+/// `X-Request-Id`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// W3C `traceparent`.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// What identifies the request being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The client's `X-Request-Id` when sane, otherwise a new one.
+    pub request_id: String,
+    /// 32 lowercase hex digits, continued from `traceparent` or new.
+    pub trace_id: String,
+    /// 16 hex digits naming this service's part of the trace.
+    pub span_id: String,
+}
+
+impl RequestContext {
+    /// The `traceparent` to send downstream (HTTP calls, events).
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+}
+
+/// The service name that labels metrics and logs; put it in `app_data`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceName(pub &'static str);
+
+/// The context of the request being served, if any.
+pub fn current() -> Option<RequestContext> {
+    CONTEXT.try_with(Clone::clone).ok()
+}
+
+/// The trace id of the request being served, or `-` outside a request.
+pub fn trace_id() -> String {
+    CONTEXT.try_with(|c| c.trace_id.clone()).unwrap_or_else(|_| "-".into())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The trace id of a valid `traceparent` (version 00, non-zero ids), else `None`.
+pub fn parse_traceparent(value: &str) -> Option<String> {
+    let mut parts = value.trim().split('-');
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let valid = version == "00"
+        && parts.next().is_none()
+        && is_hex(trace, 32)
+        && is_hex(parent, 16)
+        && is_hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_owned())
+}
+
+/// Whether a client-sent request id is safe to keep and echo.
+pub fn is_sane_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn context_for(req: &ServiceRequest) -> RequestContext {
+    let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let request_id = header(&REQUEST_ID)
+        .filter(|v| is_sane_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let trace_id = header(&TRACEPARENT).and_then(parse_traceparent).unwrap_or_else(|| random_hex(16));
+    RequestContext { request_id, trace_id, span_id: random_hex(8) }
+}
+
+/// The middleware; install with `actix_web::middleware::from_fn(observe)`.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let ctx = context_for(&req);
+    let service = req.app_data::<ServiceName>().map(|s| s.0).unwrap_or("fleetdesk");
+    let method = req.method().to_string();
+    let span = tracing::info_span!(
+        "request",
+        service,
+        method = %method,
+        path = %req.path(),
+        request_id = %ctx.request_id,
+        trace_id = %ctx.trace_id,
+    );
+    let request_id = ctx.request_id.clone();
+    let result = CONTEXT.scope(ctx, next.call(req)).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let (status, route) = match &result {
+        Ok(res) => (
+            res.status().as_u16(),
+            res.request().match_pattern().unwrap_or_else(|| "unmatched".into()),
+        ),
+        Err(e) => (e.as_response_error().status_code().as_u16(), "unmatched".into()),
+    };
+    let _entered = span.enter();
+    if route.starts_with("/health") || route == "/metrics" {
+        tracing::debug!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
+    } else {
+        tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
+    }
+    metrics::counter!("http_requests_total", "service" => service, "method" => method.clone(),
+        "route" => route.clone(), "status" => status.to_string())
+    .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "service" => service, "method" => method,
+        "route" => route)
+    .record(elapsed.as_secs_f64());
+    let mut res = result?;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_traceparent_is_continued_and_a_bad_one_is_not() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(parse_traceparent(good).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        for bad in [
+            "",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(parse_traceparent(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        assert!(is_sane_request_id("abc-123_x.y:z"));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id("with space"));
+        assert!(!is_sane_request_id(&"a".repeat(129)));
+        assert!(!is_sane_request_id("inject\r\nheader"));
+    }
+}

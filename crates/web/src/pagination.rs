@@ -1,0 +1,98 @@
+//! `page`/`limit` checking and the list envelope `{data, pagination}`.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+
+/// A checked page request: `page` from 1, `limit` from 1 to [`Page::MAX_LIMIT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// The page number, from 1.
+    pub page: u32,
+    /// Items per page.
+    pub limit: u32,
+}
+
+impl Page {
+    /// The limit when none is asked for.
+    pub const DEFAULT_LIMIT: u32 = 20;
+    /// The largest limit; more is a 400, not silently clamped.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// Checks the query's `page` and `limit`.
+    pub fn new(page: Option<u32>, limit: Option<u32>) -> Result<Self, ApiError> {
+        let page = page.unwrap_or(1);
+        let limit = limit.unwrap_or(Self::DEFAULT_LIMIT);
+        if page == 0 {
+            return Err(ApiError::invalid_field("page", "must be 1 or more"));
+        }
+        if !(1..=Self::MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid_field("limit", format!("must be between 1 and {}", Self::MAX_LIMIT)));
+        }
+        Ok(Self { page, limit })
+    }
+
+    /// Rows to skip.
+    pub fn offset(&self) -> i64 {
+        (i64::from(self.page) - 1) * i64::from(self.limit)
+    }
+
+    /// The limit as SQL wants it.
+    pub fn limit_i64(&self) -> i64 {
+        i64::from(self.limit)
+    }
+
+    /// Wraps one page of rows with the counts.
+    pub fn wrap<T>(self, data: Vec<T>, total: i64) -> Paginated<T> {
+        let total = total.max(0);
+        let limit = i64::from(self.limit);
+        Paginated {
+            data,
+            pagination: PageInfo { page: self.page, limit: self.limit, total, pages: (total + limit - 1) / limit },
+        }
+    }
+}
+
+/// Where a page sits in the whole list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PageInfo {
+    /// This page, from 1.
+    pub page: u32,
+    /// Items per page.
+    pub limit: u32,
+    /// Items in the whole list.
+    pub total: i64,
+    /// Pages in the whole list.
+    pub pages: i64,
+}
+
+/// A page of a list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Paginated<T> {
+    /// The items of this page.
+    pub data: Vec<T>,
+    /// Where this page sits.
+    pub pagination: PageInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_outside_the_range_are_refused_not_clamped() {
+        assert_eq!(Page::new(None, None).unwrap(), Page { page: 1, limit: 20 });
+        assert_eq!(Page::new(Some(0), None).unwrap_err().problem().errors[0].field, "page");
+        assert_eq!(Page::new(None, Some(101)).unwrap_err().problem().errors[0].field, "limit");
+        assert_eq!(Page::new(None, Some(0)).unwrap_err().problem().errors[0].field, "limit");
+        assert_eq!(Page::new(Some(3), Some(10)).unwrap().offset(), 20);
+    }
+
+    #[test]
+    fn pages_round_up() {
+        let p = Page::new(Some(1), Some(10)).unwrap();
+        assert_eq!(p.wrap(vec![1], 21).pagination.pages, 3);
+        assert_eq!(p.wrap(Vec::<i32>::new(), 0).pagination.pages, 0);
+    }
+}
