@@ -172,6 +172,11 @@ impl ApiError {
         Self::new(ErrorKind::Conflict, code, detail)
     }
 
+    /// 412 `version_mismatch`: the resource changed since the caller read it.
+    pub fn stale_version(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::PreconditionFailed, "version_mismatch", detail)
+    }
+
     /// 429 with `Retry-After`.
     pub fn too_many(code: &'static str, detail: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
         Self::new(ErrorKind::TooManyRequests, code, detail).with_retry_after(retry_after)

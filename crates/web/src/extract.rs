@@ -11,6 +11,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::PathConfig;
 use actix_web::{FromRequest, HttpRequest};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorKind};
@@ -154,6 +155,16 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
         let path = e.path().to_string();
         field_error(&path, &e.into_inner().to_string())
     })
+}
+
+/// For PATCH fields that may be set to `null`: absent stays `None`, `null` becomes
+/// `Some(None)`. Use with `#[serde(default, deserialize_with = "...::nullable")]`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Path segments that do not parse name nothing that exists: 404.

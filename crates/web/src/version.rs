@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::error::{ApiError, ErrorKind};
+use crate::error::ApiError;
 
 /// The strong ETag of a version: `"<version>"`.
 pub fn etag(version: i64) -> String {
@@ -30,11 +30,9 @@ impl IfMatch {
         if tags.iter().any(|t| t == "*" || t.trim_start_matches("W/") == current) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                ErrorKind::PreconditionFailed,
-                "version_mismatch",
-                format!("the resource changed: its current ETag is {current}; reload and retry"),
-            ))
+            Err(ApiError::stale_version(format!(
+                "the resource changed: its current ETag is {current}; reload and retry"
+            )))
         }
     }
 

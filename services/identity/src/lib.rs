@@ -1,1 +1,200 @@
-//! placeholder
+//! The identity service: tenants, users, roles, permissions, sessions, API keys and the
+//! keys that sign every Fleetdesk access token.
+//!
+//! `main` and the all-in-one binary both call [`build`]; integration tests do too, on a fresh
+//! database, and talk HTTP to the result.
+
+pub mod accounts;
+pub mod bootstrap;
+pub mod config;
+pub mod delivery;
+pub mod domain;
+pub mod routes;
+pub mod store;
+pub mod tokens;
+pub mod views;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::web::Data;
+use actix_web::{App, HttpServer};
+use fleetdesk_auth::Verifier;
+use fleetdesk_store::{Clock, Db, Migrations, PoolOptions, SystemClock};
+use fleetdesk_web::context::{ServiceName, observe};
+use fleetdesk_web::docs::{CommonDocs, swagger};
+use fleetdesk_web::extract::path_config;
+use fleetdesk_web::health::Readiness;
+use tokio::sync::Semaphore;
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+pub use config::IdentityConfig;
+pub use delivery::{LogOnlyDelivery, PasswordResetDelivery, PasswordResetRequested};
+
+use crate::domain::password::PasswordHasher;
+use crate::tokens::KeyRing;
+
+/// The service name in logs and metrics.
+pub const SERVICE: &str = "identity";
+
+const MIGRATIONS_PG: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/postgres");
+const MIGRATIONS_SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/sqlite");
+
+/// Identity's migrations for both backends.
+pub const MIGRATIONS: Migrations =
+    Migrations { postgres: || MIGRATIONS_PG, sqlite: || MIGRATIONS_SQLITE, lock_key: 0x1d_e1 };
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// Settings.
+    pub config: Arc<IdentityConfig>,
+    /// Signing keys.
+    pub keys: Arc<KeyRing>,
+    /// Verifies tokens (identity checks its own tokens like every other service).
+    pub verifier: Data<Verifier>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Argon2id.
+    pub hasher: PasswordHasher,
+    /// Bounds concurrent Argon2 work to the number of cores, so a login flood queues instead
+    /// of occupying every blocking thread.
+    pub hashing: Arc<Semaphore>,
+    /// Where password-reset tokens go.
+    pub resets: Arc<dyn PasswordResetDelivery>,
+}
+
+impl AppState {
+    /// Runs Argon2 work on the blocking pool, at most one job per core at once.
+    pub async fn hashing<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> Result<T, fleetdesk_web::ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(fleetdesk_web::ApiError::internal)?;
+        let hasher = self.hasher.clone();
+        tokio::task::spawn_blocking(move || f(&hasher)).await.map_err(fleetdesk_web::ApiError::internal)
+    }
+}
+
+/// What the service depends on besides its configuration; tests swap these.
+#[derive(Clone)]
+pub struct Dependencies {
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Where password-reset tokens go.
+    pub resets: Arc<dyn PasswordResetDelivery>,
+}
+
+impl Default for Dependencies {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock), resets: Arc::new(LogOnlyDelivery) }
+    }
+}
+
+/// The document's title and tags.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Fleetdesk identity", description = "Tenants, users, roles, permissions, tokens and API keys."),
+    tags(
+        (name = "auth", description = "Login, sessions, password reset, service and API-key tokens"),
+        (name = "users", description = "People of the tenant"),
+        (name = "roles", description = "Roles and their permission nodes"),
+        (name = "permissions", description = "The permission catalogue"),
+        (name = "api-keys", description = "Keys for programmatic access"),
+        (name = "tenants", description = "The caller's tenant"),
+        (name = "health", description = "Liveness, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of every identity route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut api) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts();
+    CommonDocs.modify(&mut api);
+    api
+}
+
+/// Opens the database (running migrations), loads keys and makes the first admin if the
+/// database is empty. Blocking work runs on the blocking pool.
+pub async fn prepare(config: IdentityConfig, deps: Dependencies) -> anyhow::Result<(AppState, Option<bootstrap::FirstAdmin>)> {
+    let url = config.database_url.clone();
+    let pool = PoolOptions { max_size: config.db_pool_size, ..PoolOptions::default() };
+    let db = tokio::task::spawn_blocking(move || Db::connect(SERVICE, &url, &MIGRATIONS, pool)).await??;
+    let now = deps.clock.now();
+    let ttl = chrono::Duration::from_std(config.access_ttl)?;
+    let keys = db.run(move |conn| KeyRing::load_or_create(conn, now, ttl)).await?;
+    let verifier = Data::new(Verifier::new(&config.issuer, &config.audience));
+    keys.install(&verifier);
+    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+    let state = AppState {
+        db,
+        config: Arc::new(config),
+        keys: Arc::new(keys),
+        verifier,
+        clock: deps.clock,
+        hasher: PasswordHasher::default(),
+        hashing: Arc::new(Semaphore::new(cores)),
+        resets: deps.resets,
+    };
+    let first = bootstrap::ensure_first_admin(&state).await?;
+    Ok((state, first))
+}
+
+/// The HTTP server over `listener` for a prepared state.
+pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let workers = state.config.workers;
+    let openapi = openapi();
+    let server = HttpServer::new(move || {
+        let readiness = Readiness { db: state.db.clone(), bus: None };
+        App::new()
+            .app_data(ServiceName(SERVICE))
+            .app_data(Data::new(state.clone()))
+            .app_data(state.verifier.clone())
+            .app_data(Data::new(readiness))
+            .app_data(path_config())
+            .wrap(from_fn(observe))
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .into_app()
+            .service(swagger(openapi.clone()))
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// A running identity service.
+pub struct Application {
+    /// The port it listens on.
+    pub port: u16,
+    /// Its state (tests reach the database and keys through it).
+    pub state: AppState,
+    /// The first admin, when this start created one.
+    pub first_admin: Option<bootstrap::FirstAdmin>,
+    server: Server,
+}
+
+impl Application {
+    /// Prepares the state and binds the configured address (port 0 picks a free port).
+    pub async fn build(config: IdentityConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&config.listen)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let (state, first_admin) = prepare(config, deps).await?;
+        let server = serve(state.clone(), listener)?;
+        Ok(Self { port, state, first_admin, server })
+    }
+
+    /// Serves until the server stops (Ctrl-C or SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

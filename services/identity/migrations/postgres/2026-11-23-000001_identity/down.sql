@@ -1,0 +1,10 @@
+DROP TABLE login_throttles;
+DROP TABLE signing_keys;
+DROP TABLE password_resets;
+DROP TABLE invites;
+DROP TABLE api_keys;
+DROP TABLE refresh_tokens;
+DROP TABLE user_roles;
+DROP TABLE roles;
+DROP TABLE users;
+DROP TABLE tenants;

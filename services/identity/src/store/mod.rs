@@ -1,0 +1,45 @@
+//! Diesel queries of the identity database. Every function takes `&mut DbConn` and returns
+//! `QueryResult`, so handlers compose them inside one transaction.
+
+pub mod api_keys;
+pub mod invites;
+pub mod password_resets;
+pub mod refresh_tokens;
+pub mod roles;
+pub mod schema;
+pub mod signing_keys;
+pub mod tenants;
+pub mod throttles;
+pub mod users;
+
+pub use fleetdesk_store::DbConn;
+
+diesel::define_sql_function! {
+    /// SQL `lower(text)`, on both backends.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, with `%`, `_` and `\` escaped (use with
+/// `.escape('\\')`), lower-cased to compare against `lower(column)`.
+pub fn contains_pattern(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// A JSON array of strings stored as text; unreadable text reads as empty.
+pub fn list_from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// A list of strings as JSON text.
+pub fn list_to_json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
