@@ -69,9 +69,15 @@ pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
         .optional()?
         .is_some();
     if !exists {
-        // Two processes may race here; the loser's "already exists" is fine.
+        // Two processes may race here: the loser fails with "already exists" or a unique
+        // violation on pg_database; either way the database is there afterwards.
         if let Err(e) = conn.batch_execute(&format!("CREATE DATABASE \"{name}\"")) {
-            if !e.to_string().contains("already exists") {
+            let there = diesel::sql_query("SELECT 1 AS found FROM pg_database WHERE datname = $1")
+                .bind::<diesel::sql_types::Text, _>(name)
+                .get_result::<Found>(&mut conn)
+                .optional()?
+                .is_some();
+            if !there {
                 return Err(e.into());
             }
         }

@@ -113,7 +113,8 @@ pub fn access_token(state: &AppState, conn: &mut DbConn, user: &UserRow) -> Resu
 /// Signs a token for `subject` valid for `ttl`; returns it with its lifetime in seconds.
 pub fn sign(state: &AppState, subject: Subject, ttl: std::time::Duration) -> Result<(String, i64), ApiError> {
     let ttl = Duration::from_std(ttl).map_err(ApiError::internal)?;
-    let claims = claims_for(subject, &state.config.issuer, &state.config.audience, state.clock.now(), ttl);
+    // Real time, not the injectable clock: every verifier checks `exp` and `nbf` against it.
+    let claims = claims_for(subject, &state.config.issuer, &state.config.audience, Utc::now(), ttl);
     let token = state.keys.sign(&claims).map_err(ApiError::internal)?;
     Ok((token, ttl.num_seconds()))
 }

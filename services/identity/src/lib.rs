@@ -150,6 +150,8 @@ pub async fn prepare(config: IdentityConfig, deps: Dependencies) -> anyhow::Resu
 /// The HTTP server over `listener` for a prepared state.
 pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let workers = state.config.workers;
+    // Install the recorder before the first request so nothing recorded is lost.
+    let _ = fleetdesk_telemetry::metrics_handle();
     let openapi = openapi();
     let server = HttpServer::new(move || {
         let readiness = Readiness { db: state.db.clone(), bus: None };

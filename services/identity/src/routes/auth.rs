@@ -136,9 +136,9 @@ async fn register(state: Data<AppState>, body: Json<RegisterRequest>) -> Result<
                     return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
                 }
                 let user = match invite_hash {
-                    Some(hash) => {
+                    Some(token_hash) => {
                         let invalid = || ApiError::invalid_field("inviteToken", "is invalid, used or expired");
-                        let invite = invites::find_by_hash(conn, &hash)?.ok_or_else(invalid)?;
+                        let invite = invites::find_by_hash(conn, &token_hash)?.ok_or_else(invalid)?;
                         if invite.accepted_at.is_some() || invite.expires_at <= now.naive_utc() {
                             return Err(invalid());
                         }

@@ -1,0 +1,195 @@
+//! The test app: identity on a fresh database, an admin session, a controllable clock, and
+//! the password-reset tokens it would have emailed.
+
+use std::sync::{Arc, Mutex};
+
+use fleetdesk_auth::{Claims, TokenType};
+use fleetdesk_identity::{Application, Dependencies, IdentityConfig, PasswordResetDelivery, PasswordResetRequested};
+use fleetdesk_store::ManualClock;
+use fleetdesk_testkit::{Answer, Http, TestDb};
+use fleetdesk_web::config::Settings;
+use serde_json::{Value, json};
+
+pub const ADMIN_EMAIL: &str = "admin@acme.test";
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+pub const SERVICE_SECRET: &str = "tickets-service-secret-0123";
+
+/// Keeps the reset tokens identity hands over for delivery.
+#[derive(Default)]
+pub struct CapturedResets(Mutex<Vec<PasswordResetRequested>>);
+
+impl PasswordResetDelivery for CapturedResets {
+    fn deliver(&self, reset: PasswordResetRequested) {
+        self.0.lock().unwrap().push(reset);
+    }
+}
+
+impl CapturedResets {
+    pub fn last_token_for(&self, email: &str) -> Option<String> {
+        self.0.lock().unwrap().iter().rev().find(|r| r.email == email).map(|r| r.token.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// A logged-in person.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub refresh: String,
+    pub user_id: String,
+    pub tenant_id: String,
+}
+
+pub struct TestApp {
+    pub http: Http,
+    pub app_state: fleetdesk_identity::AppState,
+    pub clock: Arc<ManualClock>,
+    pub resets: Arc<CapturedResets>,
+    pub admin: Session,
+    _db: TestDb,
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(&[]).await
+}
+
+pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+    fleetdesk_testkit::install_crypto();
+    let db = TestDb::create().expect("test database");
+    let mut settings = Settings::from_pairs([
+        ("FLEETDESK_IDENTITY_LISTEN", "127.0.0.1:0"),
+        ("DATABASE_URL", db.url.as_str()),
+        ("FLEETDESK_ADMIN_EMAIL", ADMIN_EMAIL),
+        ("FLEETDESK_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("FLEETDESK_ADMIN_TENANT", "Acme"),
+        ("FLEETDESK_HTTP_WORKERS", "2"),
+        ("FLEETDESK_DB_POOL_SIZE", "4"),
+    ]);
+    let clients = format!("tickets:{SERVICE_SECRET}");
+    settings.set("FLEETDESK_SERVICE_CLIENTS", clients);
+    for (k, v) in extra {
+        settings.set(k, *v);
+    }
+    let config = IdentityConfig::from_settings(&settings, "/nonexistent").expect("config");
+    let clock = Arc::new(ManualClock::default());
+    let resets = Arc::new(CapturedResets::default());
+    let deps = Dependencies { clock: clock.clone(), resets: resets.clone() };
+    let app = Application::build(config, deps).await.expect("identity starts");
+    let http = Http::new(format!("http://127.0.0.1:{}", app.port));
+    let app_state = app.state.clone();
+    tokio::spawn(app.run_until_stopped());
+    let admin = login_ok(&http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    TestApp { http, app_state, clock, resets, admin, _db: db }
+}
+
+pub async fn login(http: &Http, email: &str, password: &str) -> Answer {
+    http.post("/api/v1/auth/login").json(&json!({"email": email, "password": password})).send().await
+}
+
+pub async fn login_ok(http: &Http, email: &str, password: &str) -> Session {
+    let a = login(http, email, password).await;
+    assert_eq!(a.status, 200, "login failed: {}", a.text);
+    session_of(&a.body)
+}
+
+pub fn session_of(body: &Value) -> Session {
+    Session {
+        token: body["accessToken"].as_str().unwrap().to_owned(),
+        refresh: body["refreshToken"].as_str().unwrap().to_owned(),
+        user_id: body["user"]["id"].as_str().unwrap().to_owned(),
+        tenant_id: body["user"]["tenantId"].as_str().unwrap().to_owned(),
+    }
+}
+
+impl TestApp {
+    /// Invites someone with these roles and registers them; returns their session.
+    pub async fn member(&self, email: &str, roles: &[&str]) -> Session {
+        let invite = self
+            .http
+            .post("/api/v1/users/invite")
+            .bearer(&self.admin.token)
+            .json(&json!({"email": email, "name": "Member", "roles": roles}))
+            .send()
+            .await;
+        assert_eq!(invite.status, 201, "{}", invite.text);
+        let registered = self
+            .http
+            .post("/api/v1/auth/register")
+            .json(&json!({"email": email, "password": "member password 1", "name": "Member",
+                "inviteToken": invite.body["token"]}))
+            .send()
+            .await;
+        assert_eq!(registered.status, 201, "{}", registered.text);
+        session_of(&registered.body)
+    }
+
+    /// A session in a second tenant (registration opened for the occasion is not needed:
+    /// the tenant is made directly through the store).
+    pub async fn other_tenant_admin(&self) -> Session {
+        let state = self.app_state.clone();
+        let hash = state.hasher.hash("other password 1").unwrap();
+        let now = state.clock.now();
+        state
+            .db
+            .run(move |conn| {
+                let (tenant, roles) = fleetdesk_identity::accounts::create_tenant(conn, "Globex", now)?;
+                let user = fleetdesk_identity::accounts::new_user(&tenant.id, "boss@globex.test", "Boss", hash, now);
+                fleetdesk_identity::store::users::insert(conn, &user)?;
+                let admin: Vec<String> = roles.iter().filter(|r| r.moniker == "admin").map(|r| r.id.clone()).collect();
+                fleetdesk_identity::store::users::set_roles(conn, &tenant.id, &user.id, &admin)?;
+                Ok::<_, fleetdesk_web::ApiError>(())
+            })
+            .await
+            .unwrap();
+        login_ok(&self.http, "boss@globex.test", "other password 1").await
+    }
+
+    /// Claims like identity's own, for forging variations.
+    pub fn claims(&self, perms: &[&str]) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims {
+            iss: "fleetdesk".into(),
+            aud: "fleetdesk-api".into(),
+            sub: self.admin.user_id.clone(),
+            tid: self.admin.tenant_id.clone(),
+            roles: vec![],
+            perms: perms.iter().map(|p| (*p).to_owned()).collect(),
+            exp: now + 600,
+            iat: now,
+            nbf: now,
+            jti: uuid_like(),
+            typ: TokenType::User,
+        }
+    }
+
+    /// A token signed with identity's real key.
+    pub fn mint(&self, claims: &Claims) -> String {
+        self.app_state.keys.sign(claims).unwrap()
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+}
+
+/// Asserts a problem+json answer with this status and code.
+#[track_caller]
+pub fn assert_problem(a: &Answer, status: u16, code: &str) {
+    assert_eq!(a.status, status, "expected {status} {code}, got {}", a.text);
+    assert_eq!(a.header("content-type"), Some("application/problem+json"), "{}", a.text);
+    assert_eq!(a.body["code"], code, "{}", a.text);
+    assert_eq!(a.body["status"], status);
+    assert!(a.body["traceId"].as_str().is_some_and(|t| t.len() == 32), "{}", a.text);
+    assert!(a.body["type"].as_str().unwrap().starts_with("urn:fleetdesk:problem:"));
+}
+
+/// Asserts a 400 whose `errors` name `field`.
+#[track_caller]
+pub fn assert_invalid_field(a: &Answer, field: &str) {
+    assert_problem(a, 400, "validation_failed");
+    let fields: Vec<&str> = a.body["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+    assert!(fields.contains(&field), "expected an error on {field}, got {fields:?}");
+}

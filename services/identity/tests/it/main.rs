@@ -1,0 +1,11 @@
+//! Identity's integration tests: the real app over HTTP, on a fresh database per test
+//! (SQLite by default; PostgreSQL when FLEETDESK_TEST_DATABASE_URL names a server).
+
+mod api_keys;
+mod auth;
+mod helpers;
+mod roles;
+mod routes;
+mod sessions;
+mod tokens;
+mod users;
