@@ -264,7 +264,11 @@ impl Grants {
 
     /// The nodes of `wanted` that these grants do not cover (empty when all are covered).
     pub fn missing<'a>(&self, wanted: &'a [String]) -> Vec<&'a str> {
-        wanted.iter().filter(|w| !self.allows(w)).map(String::as_str).collect()
+        wanted
+            .iter()
+            .filter(|w| !self.allows(w))
+            .map(String::as_str)
+            .collect()
     }
 
     /// The granted nodes.
@@ -297,11 +301,23 @@ pub fn render_markdown() -> String {
          `prefix.`. Grants accumulate over a user's roles and direct permissions.\n",
     );
     for c in CATEGORIES {
-        out.push_str(&format!("\n## {} (`{}`)\n\n{}\n\n", c.name, c.key, c.description));
+        out.push_str(&format!(
+            "\n## {} (`{}`)\n\n{}\n\n",
+            c.name, c.key, c.description
+        ));
         out.push_str("| node | description | depends on |\n|---|---|---|\n");
         for n in c.permissions {
-            let deps = n.dependencies.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>();
-            out.push_str(&format!("| `{}` | {} | {} |\n", n.node, n.description, deps.join(", ")));
+            let deps = n
+                .dependencies
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>();
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                n.node,
+                n.description,
+                deps.join(", ")
+            ));
         }
     }
     out
@@ -365,7 +381,10 @@ mod tests {
 
     #[test]
     fn permissions_md_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto-docs/permissions.md");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../proto-docs/permissions.md"
+        );
         let rendered = render_markdown();
         if std::env::var_os("UPDATE_PROTO_DOCS").is_some() {
             std::fs::write(path, &rendered).unwrap();

@@ -58,7 +58,10 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        Self { keys: RwLock::new(HashMap::new()), validation }
+        Self {
+            keys: RwLock::new(HashMap::new()),
+            validation,
+        }
     }
 
     /// Replaces the known keys with the EdDSA keys of a JWKS; others are ignored.
@@ -78,7 +81,10 @@ impl Verifier {
 
     /// Whether a key with this id is known.
     pub fn knows(&self, kid: &str) -> bool {
-        self.keys.read().map(|k| k.contains_key(kid)).unwrap_or(false)
+        self.keys
+            .read()
+            .map(|k| k.contains_key(kid))
+            .unwrap_or(false)
     }
 
     /// Checks the token and returns its claims.
@@ -153,7 +159,10 @@ mod tests {
     fn a_token_signed_by_a_known_key_verifies() {
         let key = SigningKey::generate().unwrap();
         let token = key.sign(&claims(60)).unwrap();
-        assert_eq!(verifier_for(&key).verify(&token).unwrap(), claims_of(&token));
+        assert_eq!(
+            verifier_for(&key).verify(&token).unwrap(),
+            claims_of(&token)
+        );
     }
 
     fn claims_of(token: &str) -> Claims {
@@ -174,10 +183,15 @@ mod tests {
         let v = verifier_for(&key);
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(60)).unwrap());
         for alg in ["none", "HS256"] {
-            let header = URL_SAFE_NO_PAD
-                .encode(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"{}"}}"#, key.kid()));
+            let header = URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"alg":"{alg}","typ":"JWT","kid":"{}"}}"#,
+                key.kid()
+            ));
             let token = format!("{header}.{body}.");
-            assert!(matches!(v.verify(&token), Err(TokenError::Algorithm | TokenError::Invalid)));
+            assert!(matches!(
+                v.verify(&token),
+                Err(TokenError::Algorithm | TokenError::Invalid)
+            ));
         }
     }
 
@@ -189,7 +203,10 @@ mod tests {
         let mut forged = claims(60);
         forged.perms = vec!["*".into(), "more".into()];
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
-        assert_eq!(verifier_for(&key).verify(&parts.join(".")), Err(TokenError::Invalid));
+        assert_eq!(
+            verifier_for(&key).verify(&parts.join(".")),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -197,9 +214,15 @@ mod tests {
         let key = SigningKey::generate().unwrap();
         let other = SigningKey::generate().unwrap();
         let v = verifier_for(&key);
-        assert_eq!(v.verify(&other.sign(&claims(60)).unwrap()), Err(TokenError::UnknownKey));
+        assert_eq!(
+            v.verify(&other.sign(&claims(60)).unwrap()),
+            Err(TokenError::UnknownKey)
+        );
         let mut c = claims(60);
         c.aud = "elsewhere".into();
-        assert_eq!(v.verify(&key.sign(&c).unwrap()), Err(TokenError::WrongAudience));
+        assert_eq!(
+            v.verify(&key.sign(&c).unwrap()),
+            Err(TokenError::WrongAudience)
+        );
     }
 }

@@ -33,7 +33,8 @@ impl Backend {
             Ok(Backend::Sqlite)
         } else {
             Err(StoreError::Setup(
-                "a database URL must start with postgres://, postgresql://, sqlite: or file:".into(),
+                "a database URL must start with postgres://, postgresql://, sqlite: or file:"
+                    .into(),
             ))
         }
     }
@@ -41,7 +42,9 @@ impl Backend {
 
 /// The SQLite path or URI diesel accepts, from our `sqlite:` form.
 pub(crate) fn sqlite_target(url: &str) -> &str {
-    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url)
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url)
 }
 
 /// Opens one connection of the URL's backend with the session settings Fleetdesk needs.
@@ -50,8 +53,8 @@ pub(crate) fn establish(backend: Backend, url: &str) -> Result<DbConn, StoreErro
     // backend in turn and would open a SQLite file named after a PostgreSQL URL.
     match backend {
         Backend::Postgres => {
-            let mut conn = PgConnection::establish(url)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut conn =
+                PgConnection::establish(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
             conn.batch_execute("SET TIME ZONE 'UTC'")?;
             Ok(DbConn::Pg(conn))
         }

@@ -60,9 +60,10 @@ pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(StoreError::Setup(format!("invalid database name {name:?}")));
     }
-    let mut parsed =
-        url::Url::parse(url).map_err(|e| StoreError::Setup(format!("invalid database URL: {e}")))?;
-    let mut conn = PgConnection::establish(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| StoreError::Setup(format!("invalid database URL: {e}")))?;
+    let mut conn =
+        PgConnection::establish(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let exists = diesel::sql_query("SELECT 1 AS found FROM pg_database WHERE datname = $1")
         .bind::<diesel::sql_types::Text, _>(name)
         .get_result::<Found>(&mut conn)

@@ -22,7 +22,10 @@ pub struct PoolOptions {
 
 impl Default for PoolOptions {
     fn default() -> Self {
-        Self { max_size: 10, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_size: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -40,7 +43,10 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend).field("name", &self.name).finish()
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -61,10 +67,19 @@ impl Db {
             .min_idle(Some(1))
             .connection_timeout(options.acquire_timeout)
             .test_on_check_out(false)
-            .build(Manager { backend, url: url.to_owned() })
+            .build(Manager {
+                backend,
+                url: url.to_owned(),
+            })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let gate = Arc::new(Semaphore::new(options.max_size as usize));
-        Ok(Self { pool, backend, gate, options, name })
+        Ok(Self {
+            pool,
+            backend,
+            gate,
+            options,
+            name,
+        })
     }
 
     /// The backend behind this pool.
@@ -83,14 +98,20 @@ impl Db {
         E: From<StoreError> + Send + 'static,
     {
         let started = Instant::now();
-        let permit = tokio::time::timeout(self.options.acquire_timeout, self.gate.clone().acquire_owned())
-            .await
-            .map_err(|_| StoreError::Unavailable("timed out waiting for a connection".into()))?
-            .map_err(|_| StoreError::TaskFailed)?;
+        let permit = tokio::time::timeout(
+            self.options.acquire_timeout,
+            self.gate.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("timed out waiting for a connection".into()))?
+        .map_err(|_| StoreError::TaskFailed)?;
         let pool = self.pool.clone();
         let span = tracing::Span::current();
         let name = self.name;
-        let timeout = self.options.acquire_timeout.saturating_sub(started.elapsed());
+        let timeout = self
+            .options
+            .acquire_timeout
+            .saturating_sub(started.elapsed());
         let task = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _permit = permit;
@@ -107,10 +128,22 @@ impl Db {
         }
     }
 
+    /// [`Db::run`] inside one transaction ([`crate::transaction`]: `BEGIN IMMEDIATE` on SQLite).
+    pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + From<diesel::result::Error> + Send + 'static,
+    {
+        self.run(move |conn| crate::conn::transaction(conn, f))
+            .await
+    }
+
     /// Checks that a connection can be had and answers a trivial query (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         use diesel::connection::SimpleConnection;
-        self.run(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from)).await
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(StoreError::from))
+            .await
     }
 
     /// Connections in the pool and how many are idle, for metrics.

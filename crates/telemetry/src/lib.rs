@@ -31,9 +31,15 @@ impl LogFormat {
 /// Installs the global tracing subscriber once; later calls do nothing.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
@@ -41,8 +47,9 @@ pub fn init_tracing(format: LogFormat) {
 static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
-const SECONDS_BUCKETS: &[f64] =
-    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// The process's Prometheus recorder, installed on first use.
 ///
@@ -60,5 +67,7 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
 
 /// The current metrics in Prometheus text format.
 pub fn render_metrics() -> String {
-    metrics_handle().map(PrometheusHandle::render).unwrap_or_default()
+    metrics_handle()
+        .map(PrometheusHandle::render)
+        .unwrap_or_default()
 }

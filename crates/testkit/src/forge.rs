@@ -12,14 +12,23 @@ fn segment(value: &serde_json::Value) -> String {
 /// `alg: none`, no signature.
 pub fn alg_none(claims: &Claims, kid: &str) -> String {
     let header = serde_json::json!({"alg": "none", "typ": "JWT", "kid": kid});
-    format!("{}.{}.", segment(&header), segment(&serde_json::to_value(claims).unwrap_or_default()))
+    format!(
+        "{}.{}.",
+        segment(&header),
+        segment(&serde_json::to_value(claims).unwrap_or_default())
+    )
 }
 
 /// HS256 with the public key as the HMAC secret (the classic algorithm-confusion attack).
 pub fn hs256_with_public_key(claims: &Claims, kid: &str, public_x: &str) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(public_x.as_bytes())).unwrap_or_default()
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(public_x.as_bytes()),
+    )
+    .unwrap_or_default()
 }
 
 /// The token with its payload replaced by `claims` and the original signature kept.

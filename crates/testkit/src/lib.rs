@@ -6,6 +6,9 @@
 //! - [`Http`]: a small client returning status, headers and JSON.
 //! - [`forge`]: tokens of every bad kind a verifier must refuse.
 
+// Test helpers fail loudly: a panic here is a failed test with its cause.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 pub mod forge;
 
 use std::sync::Once;
@@ -27,7 +30,9 @@ pub fn install_crypto() {
 
 /// The PostgreSQL server tests run against, if any (`FLEETDESK_TEST_DATABASE_URL`).
 pub fn postgres_server() -> Option<String> {
-    std::env::var("FLEETDESK_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("FLEETDESK_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 /// A database for one test, removed when dropped.
@@ -78,8 +83,13 @@ impl TestDb {
                 let mut conn = PgConnection::establish(&admin_url)?;
                 conn.batch_execute(&format!("CREATE SCHEMA {schema}"))?;
                 let mut url = url::Url::parse(&admin_url)?;
-                url.query_pairs_mut().append_pair("options", &format!("-csearch_path={schema}"));
-                Ok(Self { url: url.to_string(), backend: Backend::Postgres, cleanup: Cleanup::PgSchema { admin_url, schema } })
+                url.query_pairs_mut()
+                    .append_pair("options", &format!("-csearch_path={schema}"));
+                Ok(Self {
+                    url: url.to_string(),
+                    backend: Backend::Postgres,
+                    cleanup: Cleanup::PgSchema { admin_url, schema },
+                })
             }
         }
     }
@@ -130,7 +140,11 @@ impl Answer {
 
     /// Every `Set-Cookie` header.
     pub fn cookies(&self) -> Vec<String> {
-        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok().map(str::to_owned)).collect()
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect()
     }
 }
 
@@ -151,14 +165,22 @@ impl Http {
     /// A client for `base`.
     pub fn new(base: impl Into<String>) -> Self {
         install_crypto();
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
-        Self { base: base.into(), client }
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            base: base.into(),
+            client,
+        }
     }
 
     /// A request with any method.
     pub fn call(&self, method: &str, path: &str) -> Call {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-        Call { builder: self.client.request(method, format!("{}{path}", self.base)) }
+        Call {
+            builder: self.client.request(method, format!("{}{path}", self.base)),
+        }
     }
 
     /// GET.
@@ -190,22 +212,33 @@ impl Http {
 impl Call {
     /// `Authorization: Bearer <token>`.
     pub fn bearer(self, token: &str) -> Self {
-        Self { builder: self.builder.bearer_auth(token) }
+        Self {
+            builder: self.builder.bearer_auth(token),
+        }
     }
 
     /// Any header.
     pub fn header(self, name: &str, value: &str) -> Self {
-        Self { builder: self.builder.header(name, value) }
+        Self {
+            builder: self.builder.header(name, value),
+        }
     }
 
     /// A JSON body.
     pub fn json(self, body: &Value) -> Self {
-        Self { builder: self.builder.json(body) }
+        Self {
+            builder: self.builder.json(body),
+        }
     }
 
     /// A raw body with a content type.
     pub fn body(self, content_type: &str, body: impl Into<String>) -> Self {
-        Self { builder: self.builder.header("content-type", content_type).body(body.into()) }
+        Self {
+            builder: self
+                .builder
+                .header("content-type", content_type)
+                .body(body.into()),
+        }
     }
 
     /// Sends it; panics on a transport error (tests want to fail loudly).
@@ -215,6 +248,11 @@ impl Call {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, headers, body, text }
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 }

@@ -44,7 +44,11 @@ impl Caller {
 
     /// 403 `permission_denied` unless the caller holds `node`.
     pub fn require(&self, node: &str) -> Result<(), ApiError> {
-        if self.allows(node) { Ok(()) } else { Err(ApiError::missing_permission(node)) }
+        if self.allows(node) {
+            Ok(())
+        } else {
+            Err(ApiError::missing_permission(node))
+        }
     }
 
     fn from_token(req: &HttpRequest) -> Result<Self, ApiError> {
@@ -73,12 +77,19 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "this needs an Authorization: Bearer token"))?
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "this needs an Authorization: Bearer token")
+        })?
         .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid_token", "the Authorization header is not text"))?;
+        .map_err(|_| {
+            ApiError::unauthorized("invalid_token", "the Authorization header is not text")
+        })?;
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthorized("invalid_token", "the Authorization header must be `Bearer <token>`"));
+        return Err(ApiError::unauthorized(
+            "invalid_token",
+            "the Authorization header must be `Bearer <token>`",
+        ));
     }
     Ok(token.trim())
 }

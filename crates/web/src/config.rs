@@ -22,7 +22,10 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about `name`.
     pub fn new(name: &str, message: impl Into<String>) -> Self {
-        Self { name: name.to_owned(), message: message.into() }
+        Self {
+            name: name.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -33,7 +36,10 @@ pub struct Settings {
 }
 
 fn is_ours(name: &str) -> bool {
-    name.starts_with("FLEETDESK_") || name.ends_with("DATABASE_URL") || name == "AMQP_URL" || name.starts_with("OTEL_")
+    name.starts_with("FLEETDESK_")
+        || name.ends_with("DATABASE_URL")
+        || name == "AMQP_URL"
+        || name.starts_with("OTEL_")
 }
 
 /// The variable a TOML key stands for.
@@ -52,17 +58,22 @@ impl Settings {
         let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| is_ours(k)).collect();
         let mut vars = BTreeMap::new();
         if let Some(path) = env.get("FLEETDESK_CONFIG").filter(|p| !p.is_empty()) {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::new("FLEETDESK_CONFIG", format!("cannot read {path}: {e}")))?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e| ConfigError::new("FLEETDESK_CONFIG", format!("{path} is not valid TOML: {e}")))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new("FLEETDESK_CONFIG", format!("cannot read {path}: {e}"))
+            })?;
+            let table: toml::Table = text.parse().map_err(|e| {
+                ConfigError::new("FLEETDESK_CONFIG", format!("{path} is not valid TOML: {e}"))
+            })?;
             for (key, value) in table {
                 let text = match value {
                     toml::Value::String(s) => s,
                     toml::Value::Array(items) => items
                         .iter()
-                        .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     other => other.to_string(),
@@ -75,8 +86,15 @@ impl Settings {
     }
 
     /// Settings from explicit pairs (tests, the all-in-one binary).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
     }
 
     /// Sets one variable.
@@ -87,7 +105,10 @@ impl Settings {
 
     /// The value of a variable; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// The first of several variables that is set (e.g. `IDENTITY_DATABASE_URL`, `DATABASE_URL`).
@@ -115,13 +136,17 @@ impl Settings {
             None => Ok(default),
             Some(v) if matches!(v.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
             Some(v) if matches!(v.as_str(), "false" | "0" | "no" | "off") => Ok(false),
-            Some(v) => Err(ConfigError::new(name, format!("expected true or false, got {v:?}"))),
+            Some(v) => Err(ConfigError::new(
+                name,
+                format!("expected true or false, got {v:?}"),
+            )),
         }
     }
 
     /// A required value.
     pub fn require(&self, name: &str) -> Result<&str, ConfigError> {
-        self.get(name).ok_or_else(|| ConfigError::new(name, "is required"))
+        self.get(name)
+            .ok_or_else(|| ConfigError::new(name, "is required"))
     }
 }
 
@@ -132,16 +157,28 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let s = Settings::from_pairs([("FLEETDESK_X", "maybe"), ("FLEETDESK_N", "ten")]);
-        assert_eq!(s.bool_or("FLEETDESK_X", false).unwrap_err().name, "FLEETDESK_X");
+        assert_eq!(
+            s.bool_or("FLEETDESK_X", false).unwrap_err().name,
+            "FLEETDESK_X"
+        );
         let e = s.parse_or::<u16>("FLEETDESK_N", 1).unwrap_err();
-        assert!(e.to_string().starts_with("FLEETDESK_N: cannot use \"ten\""), "{e}");
+        assert!(
+            e.to_string().starts_with("FLEETDESK_N: cannot use \"ten\""),
+            "{e}"
+        );
         assert_eq!(s.parse_or::<u16>("FLEETDESK_UNSET", 7).unwrap(), 7);
     }
 
     #[test]
     fn toml_keys_map_to_variables() {
-        assert_eq!(variable_for("registration_enabled"), "FLEETDESK_REGISTRATION_ENABLED");
-        assert_eq!(variable_for("identity_database_url"), "IDENTITY_DATABASE_URL");
+        assert_eq!(
+            variable_for("registration_enabled"),
+            "FLEETDESK_REGISTRATION_ENABLED"
+        );
+        assert_eq!(
+            variable_for("identity_database_url"),
+            "IDENTITY_DATABASE_URL"
+        );
         assert_eq!(variable_for("amqp_url"), "AMQP_URL");
     }
 }

@@ -52,7 +52,9 @@ pub fn current() -> Option<RequestContext> {
 
 /// The trace id of the request being served, or `-` outside a request.
 pub fn trace_id() -> String {
-    CONTEXT.try_with(|c| c.trace_id.clone()).unwrap_or_else(|_| "-".into())
+    CONTEXT
+        .try_with(|c| c.trace_id.clone())
+        .unwrap_or_else(|_| "-".into())
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -62,13 +64,16 @@ fn random_hex(bytes: usize) -> String {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The trace id of a valid `traceparent` (version 00, non-zero ids), else `None`.
 pub fn parse_traceparent(value: &str) -> Option<String> {
     let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let valid = version == "00"
         && parts.next().is_none()
         && is_hex(trace, 32)
@@ -82,7 +87,9 @@ pub fn parse_traceparent(value: &str) -> Option<String> {
 /// Whether a client-sent request id is safe to keep and echo.
 pub fn is_sane_request_id(value: &str) -> bool {
     (1..=128).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 fn context_for(req: &ServiceRequest) -> RequestContext {
@@ -91,8 +98,14 @@ fn context_for(req: &ServiceRequest) -> RequestContext {
         .filter(|v| is_sane_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let trace_id = header(&TRACEPARENT).and_then(parse_traceparent).unwrap_or_else(|| random_hex(16));
-    RequestContext { request_id, trace_id, span_id: random_hex(8) }
+    let trace_id = header(&TRACEPARENT)
+        .and_then(parse_traceparent)
+        .unwrap_or_else(|| random_hex(16));
+    RequestContext {
+        request_id,
+        trace_id,
+        span_id: random_hex(8),
+    }
 }
 
 /// The middleware; install with `actix_web::middleware::from_fn(observe)`.
@@ -102,7 +115,10 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let ctx = context_for(&req);
-    let service = req.app_data::<ServiceName>().map(|s| s.0).unwrap_or("fleetdesk");
+    let service = req
+        .app_data::<ServiceName>()
+        .map(|s| s.0)
+        .unwrap_or("fleetdesk");
     let method = req.method().to_string();
     let span = tracing::info_span!(
         "request",
@@ -113,14 +129,22 @@ pub async fn observe(
         trace_id = %ctx.trace_id,
     );
     let request_id = ctx.request_id.clone();
-    let result = CONTEXT.scope(ctx, next.call(req)).instrument(span.clone()).await;
+    let result = CONTEXT
+        .scope(ctx, next.call(req))
+        .instrument(span.clone())
+        .await;
     let elapsed = started.elapsed();
     let (status, route) = match &result {
         Ok(res) => (
             res.status().as_u16(),
-            res.request().match_pattern().unwrap_or_else(|| "unmatched".into()),
+            res.request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".into()),
         ),
-        Err(e) => (e.as_response_error().status_code().as_u16(), "unmatched".into()),
+        Err(e) => (
+            e.as_response_error().status_code().as_u16(),
+            "unmatched".into(),
+        ),
     };
     let _entered = span.enter();
     if route.starts_with("/health") || route == "/metrics" {
@@ -148,7 +172,10 @@ mod tests {
     #[test]
     fn a_valid_traceparent_is_continued_and_a_bad_one_is_not() {
         let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(parse_traceparent(good).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            parse_traceparent(good).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         for bad in [
             "",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",

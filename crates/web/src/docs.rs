@@ -20,7 +20,9 @@ fn problem(description: &str) -> RefOr<Response> {
         .description(description)
         .content(
             "application/problem+json",
-            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
         )
         .into()
 }
@@ -30,18 +32,31 @@ impl Modify for CommonDocs {
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             BEARER,
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
-        components
-            .schemas
-            .insert("Problem".to_owned(), <crate::error::Problem as utoipa::PartialSchema>::schema());
-        components
-            .schemas
-            .insert("FieldError".to_owned(), <crate::error::FieldError as utoipa::PartialSchema>::schema());
+        components.schemas.insert(
+            "Problem".to_owned(),
+            <crate::error::Problem as utoipa::PartialSchema>::schema(),
+        );
+        components.schemas.insert(
+            "FieldError".to_owned(),
+            <crate::error::FieldError as utoipa::PartialSchema>::schema(),
+        );
         for item in api.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
             {
                 add_common_responses(op);
             }
@@ -51,19 +66,29 @@ impl Modify for CommonDocs {
 
 fn add_common_responses(op: &mut Operation) {
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
-    let takes_input = op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let takes_input =
+        op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let mut add = |status: &str, description: &str| {
-        op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem(description));
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem(description));
     };
     if takes_input {
         add("400", "Invalid input; `errors` names each bad field");
     }
     if secured {
         add("401", "Missing, malformed, expired or foreign token");
-        add("403", "The caller lacks a permission node this route requires");
+        add(
+            "403",
+            "The caller lacks a permission node this route requires",
+        );
     }
     add("500", "Internal error; the body carries only the trace id");
-    add("503", "A dependency is down; retry after `Retry-After` seconds");
+    add(
+        "503",
+        "A dependency is down; retry after `Retry-After` seconds",
+    );
 }
 
 /// The docs page at `/docs` over the document served at `/openapi.json`.
@@ -73,7 +98,9 @@ pub fn swagger(openapi: OpenApi) -> SwaggerUi {
 
 /// The permission nodes an operation requires, as declared in its `bearer` security scopes.
 pub fn required_nodes(op: &Operation) -> Vec<String> {
-    let Ok(value) = serde_json::to_value(op) else { return Vec::new() };
+    let Ok(value) = serde_json::to_value(op) else {
+        return Vec::new();
+    };
     value["security"]
         .as_array()
         .into_iter()

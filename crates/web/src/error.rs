@@ -55,7 +55,9 @@ impl ErrorKind {
             ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "Not found"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "Conflict"),
-            ErrorKind::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "Precondition failed"),
+            ErrorKind::PreconditionFailed => {
+                (StatusCode::PRECONDITION_FAILED, "Precondition failed")
+            }
             ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
             ErrorKind::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
@@ -83,7 +85,10 @@ pub struct FieldError {
 impl FieldError {
     /// An error about `field`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -125,7 +130,13 @@ impl ApiError {
         code: impl Into<Cow<'static, str>>,
         detail: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self { kind, code: code.into(), detail: detail.into(), errors: Vec::new(), retry_after: None }
+        Self {
+            kind,
+            code: code.into(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
     }
 
     /// 400 with one invalid field.
@@ -139,7 +150,10 @@ impl ApiError {
             [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
-        Self { errors, ..Self::new(ErrorKind::BadRequest, "validation_failed", detail) }
+        Self {
+            errors,
+            ..Self::new(ErrorKind::BadRequest, "validation_failed", detail)
+        }
     }
 
     /// 400 that is not about one field.
@@ -159,7 +173,10 @@ impl ApiError {
 
     /// 403 `permission_denied`, naming the node that is missing.
     pub fn missing_permission(node: &str) -> Self {
-        Self::forbidden("permission_denied", format!("this needs the permission `{node}`"))
+        Self::forbidden(
+            "permission_denied",
+            format!("this needs the permission `{node}`"),
+        )
     }
 
     /// 404.
@@ -178,19 +195,31 @@ impl ApiError {
     }
 
     /// 429 with `Retry-After`.
-    pub fn too_many(code: &'static str, detail: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
+    pub fn too_many(
+        code: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+        retry_after: u64,
+    ) -> Self {
         Self::new(ErrorKind::TooManyRequests, code, detail).with_retry_after(retry_after)
     }
 
     /// 503 with `Retry-After`.
-    pub fn unavailable(code: &'static str, detail: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
+    pub fn unavailable(
+        code: &'static str,
+        detail: impl Into<Cow<'static, str>>,
+        retry_after: u64,
+    ) -> Self {
         Self::new(ErrorKind::Unavailable, code, detail).with_retry_after(retry_after)
     }
 
     /// 500: the cause is logged with the trace id, the caller sees neither.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(trace_id = %context::trace_id(), cause = %cause, "internal error");
-        Self::new(ErrorKind::Internal, "internal_error", "an internal error occurred; quote the trace id when reporting it")
+        Self::new(
+            ErrorKind::Internal,
+            "internal_error",
+            "an internal error occurred; quote the trace id when reporting it",
+        )
     }
 
     /// Adds a `Retry-After` of this many seconds.
@@ -261,7 +290,11 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Unavailable(cause) => {
                 tracing::warn!(cause = %cause, "database unavailable");
-                ApiError::unavailable("database_unavailable", "the database is unavailable; retry shortly", 5)
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is unavailable; retry shortly",
+                    5,
+                )
             }
             other => ApiError::internal(other),
         }

@@ -35,11 +35,21 @@ impl<T> Json<T> {
 }
 
 fn is_json(req: &HttpRequest) -> bool {
-    let Some(value) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
@@ -48,7 +58,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = is_json(req);
-        let limit = req.app_data::<JsonLimit>().map_or(DEFAULT_JSON_LIMIT, |l| l.0);
+        let limit = req
+            .app_data::<JsonLimit>()
+            .map_or(DEFAULT_JSON_LIMIT, |l| l.0);
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -73,10 +85,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             if declared.is_some_and(|n| n > limit) {
                 return Err(too_large());
             }
-            let bytes = match body.await.map_err(ApiError::internal)?.to_bytes_limited(limit).await {
+            let bytes = match body
+                .await
+                .map_err(ApiError::internal)?
+                .to_bytes_limited(limit)
+                .await
+            {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(_)) => {
-                    return Err(ApiError::bad_request("unreadable_body", "the body could not be read"));
+                    return Err(ApiError::bad_request(
+                        "unreadable_body",
+                        "the body could not be read",
+                    ));
                 }
                 Err(_) => return Err(too_large()),
             };
@@ -92,12 +112,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {inner}"))
+            ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {inner}"),
+            )
         } else {
             field_error(&path, &strip_position(&inner.to_string()))
         }
     })?;
-    de.end().map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    de.end().map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+    })?;
     Ok(value)
 }
 
@@ -112,18 +137,35 @@ fn strip_position(message: &str) -> String {
 /// Turns a serde message at `path` into a field error, naming the missing or unknown field
 /// itself rather than its parent.
 fn field_error(path: &str, message: &str) -> ApiError {
-    let join = |name: &str| if path == "." || path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
+    let join = |name: &str| {
+        if path == "." || path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
     let quoted = |prefix: &str| {
-        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
     };
     if let Some(name) = quoted("missing field `") {
         ApiError::invalid_field(join(&name), "is required")
     } else if let Some(name) = quoted("unknown field `") {
         // serde_path_to_error's path already ends at the unknown field.
-        let field = if path.ends_with(&name) { path.to_owned() } else { join(&name) };
+        let field = if path.ends_with(&name) {
+            path.to_owned()
+        } else {
+            join(&name)
+        };
         ApiError::invalid_field(field, "is not a field of this request")
     } else {
-        let field = if path == "." || path.is_empty() { "body".to_owned() } else { path.to_owned() };
+        let field = if path == "." || path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        };
         ApiError::invalid_field(field, message)
     }
 }
@@ -208,13 +250,19 @@ mod tests {
             field_of(r#"{"title":"t","requester":{"name":"n","email":5},"tags":[]}"#),
             "requester.email"
         );
-        assert_eq!(field_of(r#"{"title":"t","requester":{"name":"n","email":"e"},"tags":["a",3]}"#), "tags[1]");
+        assert_eq!(
+            field_of(r#"{"title":"t","requester":{"name":"n","email":"e"},"tags":["a",3]}"#),
+            "tags[1]"
+        );
     }
 
     #[test]
     fn missing_and_unknown_fields_are_named_themselves() {
         assert_eq!(field_of(r#"{"title":"t","tags":[]}"#), "requester");
-        assert_eq!(field_of(r#"{"title":"t","requester":{"name":"n"},"tags":[]}"#), "requester.email");
+        assert_eq!(
+            field_of(r#"{"title":"t","requester":{"name":"n"},"tags":[]}"#),
+            "requester.email"
+        );
         assert_eq!(
             field_of(r#"{"title":"t","requester":{"name":"n","email":"e"},"tags":[],"x":1}"#),
             "x"
@@ -225,8 +273,10 @@ mod tests {
     fn broken_json_is_malformed_not_a_field_error() {
         let e = parse_json::<Body>(b"{\"title\": ").unwrap_err();
         assert_eq!(e.code(), "malformed_json");
-        let e = parse_json::<Body>(br#"{"title":"t","requester":{"name":"n","email":"e"},"tags":[]} trailing"#)
-            .unwrap_err();
+        let e = parse_json::<Body>(
+            br#"{"title":"t","requester":{"name":"n","email":"e"},"tags":[]} trailing"#,
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "malformed_json");
     }
 

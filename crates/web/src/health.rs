@@ -53,7 +53,10 @@ pub struct Ready {
 #[utoipa::path(tag = "health", responses((status = 200, description = "Alive", body = Health)))]
 #[get("/health")]
 async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok", version: VERSION })
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        version: VERSION,
+    })
 }
 
 /// Readiness: the database answers and the bus is connected.
@@ -68,7 +71,10 @@ async fn health() -> HttpResponse {
 async fn ready(readiness: Option<Data<Readiness>>) -> HttpResponse {
     let Some(readiness) = readiness else {
         return HttpResponse::ServiceUnavailable().json(Ready {
-            status: "unavailable", db: "unavailable", bus: "none", version: VERSION,
+            status: "unavailable",
+            db: "unavailable",
+            bus: "none",
+            version: VERSION,
         });
     };
     let db = match readiness.db.ping().await {
@@ -89,11 +95,18 @@ async fn ready(readiness: Option<Data<Readiness>>) -> HttpResponse {
         },
     };
     let ok = db == "ok" && bus != "unavailable";
-    let body = Ready { status: if ok { "ok" } else { "unavailable" }, db, bus, version: VERSION };
+    let body = Ready {
+        status: if ok { "ok" } else { "unavailable" },
+        db,
+        bus,
+        version: VERSION,
+    };
     if ok {
         HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "5")).json(body)
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(body)
     }
 }
 

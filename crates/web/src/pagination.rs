@@ -28,7 +28,10 @@ impl Page {
             return Err(ApiError::invalid_field("page", "must be 1 or more"));
         }
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::invalid_field("limit", format!("must be between 1 and {}", Self::MAX_LIMIT)));
+            return Err(ApiError::invalid_field(
+                "limit",
+                format!("must be between 1 and {}", Self::MAX_LIMIT),
+            ));
         }
         Ok(Self { page, limit })
     }
@@ -49,7 +52,12 @@ impl Page {
         let limit = i64::from(self.limit);
         Paginated {
             data,
-            pagination: PageInfo { page: self.page, limit: self.limit, total, pages: (total + limit - 1) / limit },
+            pagination: PageInfo {
+                page: self.page,
+                limit: self.limit,
+                total,
+                pages: (total + limit - 1) / limit,
+            },
         }
     }
 }
@@ -83,9 +91,18 @@ mod tests {
     #[test]
     fn limits_outside_the_range_are_refused_not_clamped() {
         assert_eq!(Page::new(None, None).unwrap(), Page { page: 1, limit: 20 });
-        assert_eq!(Page::new(Some(0), None).unwrap_err().problem().errors[0].field, "page");
-        assert_eq!(Page::new(None, Some(101)).unwrap_err().problem().errors[0].field, "limit");
-        assert_eq!(Page::new(None, Some(0)).unwrap_err().problem().errors[0].field, "limit");
+        assert_eq!(
+            Page::new(Some(0), None).unwrap_err().problem().errors[0].field,
+            "page"
+        );
+        assert_eq!(
+            Page::new(None, Some(101)).unwrap_err().problem().errors[0].field,
+            "limit"
+        );
+        assert_eq!(
+            Page::new(None, Some(0)).unwrap_err().problem().errors[0].field,
+            "limit"
+        );
         assert_eq!(Page::new(Some(3), Some(10)).unwrap().offset(), 20);
     }
 

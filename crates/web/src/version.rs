@@ -15,7 +15,9 @@ pub fn etag(version: i64) -> String {
 
 /// A 200 JSON response with the resource's `ETag`.
 pub fn with_etag<T: Serialize>(body: &T, version: i64) -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::ETAG, etag(version))).json(body)
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(version)))
+        .json(body)
 }
 
 /// The request's `If-Match`, if any.
@@ -27,7 +29,10 @@ impl IfMatch {
     pub fn check(&self, current: i64) -> Result<(), ApiError> {
         let Some(tags) = &self.0 else { return Ok(()) };
         let current = etag(current);
-        if tags.iter().any(|t| t == "*" || t.trim_start_matches("W/") == current) {
+        if tags
+            .iter()
+            .any(|t| t == "*" || t.trim_start_matches("W/") == current)
+        {
             Ok(())
         } else {
             Err(ApiError::stale_version(format!(
@@ -68,7 +73,11 @@ mod tests {
         let m = IfMatch(Some(vec!["\"3\"".into()]));
         assert!(m.check(3).is_ok());
         assert_eq!(m.check(4).unwrap_err().code(), "version_mismatch");
-        assert!(IfMatch(Some(vec!["W/\"4\"".into(), "\"9\"".into()])).check(4).is_ok());
+        assert!(
+            IfMatch(Some(vec!["W/\"4\"".into(), "\"9\"".into()]))
+                .check(4)
+                .is_ok()
+        );
         assert!(IfMatch(Some(vec!["*".into()])).check(7).is_ok());
         assert!(IfMatch(None).check(7).is_ok());
     }

@@ -1,1 +1,67 @@
-fn main() {}
+//! Fleetdesk in one process: every service that exists, each with its own database.
+//!
+//! SQLite files under `./data/` by default (`FLEETDESK_DATA_DIR` moves them). With
+//! `DATABASE_URL` pointing at a PostgreSQL server, each service gets its own database there
+//! (`fleetdesk_<service>`), created on first start. Today that is identity; later services and
+//! the gateway join here.
+
+use anyhow::Context;
+use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
+use fleetdesk_store::{Backend, ensure_database};
+use fleetdesk_telemetry::{LogFormat, init_tracing};
+use fleetdesk_web::config::Settings;
+
+/// The database URL for `service`: its own variable, else its own database on the server
+/// `DATABASE_URL` names, else a SQLite file in the data directory.
+fn database_url(settings: &Settings, service: &str, data_dir: &str) -> anyhow::Result<String> {
+    let own = format!("{}_DATABASE_URL", service.to_ascii_uppercase());
+    if let Some(url) = settings.get(&own) {
+        return Ok(url.to_owned());
+    }
+    match settings.get("DATABASE_URL") {
+        Some(server) if Backend::of_url(server)? == Backend::Postgres => {
+            ensure_database(server, &format!("fleetdesk_{service}"))
+                .with_context(|| format!("cannot prepare the {service} database on DATABASE_URL"))
+        }
+        Some(url) => Ok(url.to_owned()),
+        None => Ok(format!("sqlite:{data_dir}/{service}.db")),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    init_tracing(LogFormat::from_env());
+    let mut settings = Settings::from_env()?;
+    let data_dir = settings
+        .get("FLEETDESK_DATA_DIR")
+        .unwrap_or("./data")
+        .to_owned();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {data_dir}"))?;
+
+    let identity_db = {
+        let (s, dir) = (settings.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || database_url(&s, "identity", &dir)).await??
+    };
+    settings.set("IDENTITY_DATABASE_URL", identity_db);
+    let identity = IdentityConfig::from_settings(&settings, &data_dir)?;
+    let identity = Application::build(identity, Dependencies::default()).await?;
+
+    println!("\nFleetdesk is running.");
+    println!(
+        "  identity   http://127.0.0.1:{}   (API docs: /docs)",
+        identity.port
+    );
+    println!("  data       {data_dir}");
+    if let Some(admin) = &identity.first_admin {
+        fleetdesk_identity::bootstrap::announce(admin);
+    }
+    println!(
+        "Log in:\n  curl -s http://127.0.0.1:{}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"email\":\"<admin email>\",\"password\":\"<password>\"}}'\n",
+        identity.port
+    );
+    identity.run_until_stopped().await?;
+    Ok(())
+}

@@ -45,14 +45,21 @@ pub fn user_view(conn: &mut DbConn, row: UserRow) -> Result<UserView, ApiError> 
 pub fn user_views(conn: &mut DbConn, rows: Vec<UserRow>) -> Result<Vec<UserView>, ApiError> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut roles = users::role_monikers(conn, &ids)?;
-    Ok(rows.into_iter().map(|r| {
-        let monikers = roles.remove(&r.id).unwrap_or_default();
-        UserView::new(r, monikers)
-    }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let monikers = roles.remove(&r.id).unwrap_or_default();
+            UserView::new(r, monikers)
+        })
+        .collect())
 }
 
 /// A new tenant with its system roles.
-pub fn create_tenant(conn: &mut DbConn, name: &str, now: DateTime<Utc>) -> Result<(TenantRow, Vec<RoleRow>), ApiError> {
+pub fn create_tenant(
+    conn: &mut DbConn,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<(TenantRow, Vec<RoleRow>), ApiError> {
     let now = now.naive_utc();
     let tenant = TenantRow {
         id: new_id(),
@@ -71,7 +78,13 @@ pub fn create_tenant(conn: &mut DbConn, name: &str, now: DateTime<Utc>) -> Resul
             moniker: role.moniker.into(),
             title: role.title.into(),
             description: role.description.into(),
-            permissions: list_to_json(&role.permissions.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>()),
+            permissions: list_to_json(
+                &role
+                    .permissions
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect::<Vec<_>>(),
+            ),
             system: 1,
             version: 1,
             created_at: now,
@@ -84,7 +97,13 @@ pub fn create_tenant(conn: &mut DbConn, name: &str, now: DateTime<Utc>) -> Resul
 }
 
 /// A new active user row.
-pub fn new_user(tenant_id: &str, email: &str, name: &str, password_hash: String, now: DateTime<Utc>) -> UserRow {
+pub fn new_user(
+    tenant_id: &str,
+    email: &str,
+    name: &str,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> UserRow {
     let now = now.naive_utc();
     UserRow {
         id: new_id(),
@@ -103,63 +122,111 @@ pub fn new_user(tenant_id: &str, email: &str, name: &str, password_hash: String,
 }
 
 /// Issues an access token for a user with their current roles and permissions.
-pub fn access_token(state: &AppState, conn: &mut DbConn, user: &UserRow) -> Result<(String, i64), ApiError> {
+pub fn access_token(
+    state: &AppState,
+    conn: &mut DbConn,
+    user: &UserRow,
+) -> Result<(String, i64), ApiError> {
     let perms = effective_permissions(conn, user)?;
-    let roles = users::role_monikers(conn, std::slice::from_ref(&user.id))?.remove(&user.id).unwrap_or_default();
-    let subject = Subject { id: user.id.clone(), tenant_id: user.tenant_id.clone(), roles, perms, kind: TokenType::User };
+    let roles = users::role_monikers(conn, std::slice::from_ref(&user.id))?
+        .remove(&user.id)
+        .unwrap_or_default();
+    let subject = Subject {
+        id: user.id.clone(),
+        tenant_id: user.tenant_id.clone(),
+        roles,
+        perms,
+        kind: TokenType::User,
+    };
     sign(state, subject, state.config.access_ttl)
 }
 
 /// Signs a token for `subject` valid for `ttl`; returns it with its lifetime in seconds.
-pub fn sign(state: &AppState, subject: Subject, ttl: std::time::Duration) -> Result<(String, i64), ApiError> {
+pub fn sign(
+    state: &AppState,
+    subject: Subject,
+    ttl: std::time::Duration,
+) -> Result<(String, i64), ApiError> {
     let ttl = Duration::from_std(ttl).map_err(ApiError::internal)?;
     // Real time, not the injectable clock: every verifier checks `exp` and `nbf` against it.
-    let claims = claims_for(subject, &state.config.issuer, &state.config.audience, Utc::now(), ttl);
+    let claims = claims_for(
+        subject,
+        &state.config.issuer,
+        &state.config.audience,
+        Utc::now(),
+        ttl,
+    );
     let token = state.keys.sign(&claims).map_err(ApiError::internal)?;
     Ok((token, ttl.num_seconds()))
 }
 
 /// Stores a new refresh token in `family` (a new family when `None`) and returns it.
-pub fn new_refresh_token(state: &AppState, conn: &mut DbConn, user: &UserRow, family: Option<&str>) -> Result<String, ApiError> {
+pub fn new_refresh_token(
+    state: &AppState,
+    conn: &mut DbConn,
+    user: &UserRow,
+    family: Option<&str>,
+) -> Result<String, ApiError> {
     let now = state.clock.now();
     let token = random_token(32);
     let ttl = Duration::from_std(state.config.refresh_ttl).map_err(ApiError::internal)?;
-    refresh_tokens::insert(conn, &RefreshTokenRow {
-        id: new_id(),
-        tenant_id: user.tenant_id.clone(),
-        user_id: user.id.clone(),
-        family_id: family.map(str::to_owned).unwrap_or_else(new_id),
-        token_hash: sha256_hex(&token),
-        expires_at: (now + ttl).naive_utc(),
-        created_at: now.naive_utc(),
-        used_at: None,
-        revoked_at: None,
-    })?;
+    refresh_tokens::insert(
+        conn,
+        &RefreshTokenRow {
+            id: new_id(),
+            tenant_id: user.tenant_id.clone(),
+            user_id: user.id.clone(),
+            family_id: family.map(str::to_owned).unwrap_or_else(new_id),
+            token_hash: sha256_hex(&token),
+            expires_at: (now + ttl).naive_utc(),
+            created_at: now.naive_utc(),
+            used_at: None,
+            revoked_at: None,
+        },
+    )?;
     Ok(token)
 }
 
 /// A full login answer: a new session family, an access token and the user.
-pub fn login_response(state: &AppState, conn: &mut DbConn, user: UserRow, family: Option<&str>) -> Result<LoginResponse, ApiError> {
+pub fn login_response(
+    state: &AppState,
+    conn: &mut DbConn,
+    user: UserRow,
+    family: Option<&str>,
+) -> Result<LoginResponse, ApiError> {
     let refresh_token = new_refresh_token(state, conn, &user, family)?;
     let (access_token, expires_in) = access_token(state, conn, &user)?;
     let user = user_view(conn, user)?;
-    Ok(LoginResponse { access_token, token_type: "Bearer", expires_in, refresh_token, user })
+    Ok(LoginResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        refresh_token,
+        user,
+    })
 }
 
 /// Creates a single-use reset token for an active user, superseding earlier ones.
-pub fn start_password_reset(conn: &mut DbConn, user: &UserRow, now: DateTime<Utc>) -> Result<PasswordResetRequested, ApiError> {
+pub fn start_password_reset(
+    conn: &mut DbConn,
+    user: &UserRow,
+    now: DateTime<Utc>,
+) -> Result<PasswordResetRequested, ApiError> {
     password_resets::expire_for_user(conn, &user.id, now.naive_utc())?;
     let token = random_token(32);
     let expires_at = now + RESET_TTL;
-    password_resets::insert(conn, &PasswordResetRow {
-        id: new_id(),
-        tenant_id: user.tenant_id.clone(),
-        user_id: user.id.clone(),
-        token_hash: sha256_hex(&token),
-        expires_at: expires_at.naive_utc(),
-        used_at: None,
-        created_at: now.naive_utc(),
-    })?;
+    password_resets::insert(
+        conn,
+        &PasswordResetRow {
+            id: new_id(),
+            tenant_id: user.tenant_id.clone(),
+            user_id: user.id.clone(),
+            token_hash: sha256_hex(&token),
+            expires_at: expires_at.naive_utc(),
+            used_at: None,
+            created_at: now.naive_utc(),
+        },
+    )?;
     Ok(PasswordResetRequested {
         tenant_id: user.tenant_id.clone(),
         user_id: user.id.clone(),
@@ -177,7 +244,12 @@ pub fn parse_grants(field: &str, nodes: &[String]) -> Result<Vec<String>, ApiErr
         .iter()
         .enumerate()
         .filter(|(_, n)| !is_grantable(n.trim()))
-        .map(|(i, n)| FieldError::new(format!("{field}[{i}]"), format!("`{n}` is not a permission node")))
+        .map(|(i, n)| {
+            FieldError::new(
+                format!("{field}[{i}]"),
+                format!("`{n}` is not a permission node"),
+            )
+        })
         .collect();
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
@@ -200,7 +272,12 @@ pub fn ensure_covered(granter: &Grants, wanted: &[String]) -> Result<(), ApiErro
 }
 
 /// The tenant's roles named by id or moniker, naming unknown ones as `<field>[i]`.
-pub fn resolve_roles(conn: &mut DbConn, tenant_id: &str, field: &str, names: &[String]) -> Result<Vec<RoleRow>, ApiError> {
+pub fn resolve_roles(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    field: &str,
+    names: &[String],
+) -> Result<Vec<RoleRow>, ApiError> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -210,22 +287,40 @@ pub fn resolve_roles(conn: &mut DbConn, tenant_id: &str, field: &str, names: &[S
                     found.push(role);
                 }
             }
-            None => errors.push(FieldError::new(format!("{field}[{i}]"), format!("no role `{name}` in this tenant"))),
+            None => errors.push(FieldError::new(
+                format!("{field}[{i}]"),
+                format!("no role `{name}` in this tenant"),
+            )),
         }
     }
-    if errors.is_empty() { Ok(found) } else { Err(ApiError::invalid(errors)) }
+    if errors.is_empty() {
+        Ok(found)
+    } else {
+        Err(ApiError::invalid(errors))
+    }
 }
 
 /// Every node the roles grant.
 pub fn role_grants(roles: &[RoleRow]) -> Vec<String> {
-    roles.iter().flat_map(|r| list_from_json(&r.permissions)).collect()
+    roles
+        .iter()
+        .flat_map(|r| list_from_json(&r.permissions))
+        .collect()
 }
 
 /// 409 `last_admin` when `user_id` is the tenant's last active admin and the change would
 /// take that away.
-pub fn ensure_not_last_admin(conn: &mut DbConn, tenant_id: &str, user_id: &str) -> Result<(), ApiError> {
-    let Some(admin) = roles::find(conn, tenant_id, system_roles::ADMIN)? else { return Ok(()) };
-    let holds = roles::of_user(conn, user_id)?.iter().any(|r| r.id == admin.id);
+pub fn ensure_not_last_admin(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    let Some(admin) = roles::find(conn, tenant_id, system_roles::ADMIN)? else {
+        return Ok(());
+    };
+    let holds = roles::of_user(conn, user_id)?
+        .iter()
+        .any(|r| r.id == admin.id);
     if holds && users::count_active_holders(conn, &admin.id, Some(user_id))? == 0 {
         return Err(ApiError::conflict(
             "last_admin",

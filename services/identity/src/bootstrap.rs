@@ -1,6 +1,5 @@
 //! The first tenant and administrator of an empty installation.
 
-use fleetdesk_store::transaction;
 use fleetdesk_web::ApiError;
 
 use crate::AppState;
@@ -21,34 +20,51 @@ pub struct FirstAdmin {
 /// Creates the first tenant and admin when the database has no tenant yet.
 pub async fn ensure_first_admin(state: &AppState) -> anyhow::Result<Option<FirstAdmin>> {
     let db = state.db.clone();
-    if db.run(|conn| tenants::count(conn).map_err(ApiError::from)).await.map_err(|e| anyhow::anyhow!("{e}"))? > 0 {
+    if db
+        .run(|conn| tenants::count(conn).map_err(ApiError::from))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        > 0
+    {
         return Ok(None);
     }
     let config = state.config.clone();
     let generated = config.admin_password.is_none().then(|| random_token(18));
-    let password = config.admin_password.clone().or_else(|| generated.clone()).unwrap_or_default();
-    let hash = state.hashing(move |h| h.hash(&password)).await.map_err(|e| anyhow::anyhow!("{e}"))?
+    let password = config
+        .admin_password
+        .clone()
+        .or_else(|| generated.clone())
+        .unwrap_or_default();
+    let hash = state
+        .hashing(move |h| h.hash(&password))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
         .map_err(|e| anyhow::anyhow!(e))?;
     let now = state.clock.now();
     let email = config.admin_email.clone();
     let created = db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                // Another replica may have bootstrapped meanwhile.
-                if tenants::count(conn)? > 0 {
-                    return Ok::<_, ApiError>(false);
-                }
-                let (tenant, roles) = create_tenant(conn, &config.admin_tenant, now)?;
-                let user = new_user(&tenant.id, &config.admin_email, "Administrator", hash, now);
-                users::insert(conn, &user)?;
-                let admin: Vec<String> = roles.iter().filter(|r| r.moniker == ADMIN).map(|r| r.id.clone()).collect();
-                users::set_roles(conn, &tenant.id, &user.id, &admin)?;
-                Ok(true)
-            })
+        .transaction(move |conn| {
+            // Another replica may have bootstrapped meanwhile.
+            if tenants::count(conn)? > 0 {
+                return Ok::<_, ApiError>(false);
+            }
+            let (tenant, roles) = create_tenant(conn, &config.admin_tenant, now)?;
+            let user = new_user(&tenant.id, &config.admin_email, "Administrator", hash, now);
+            users::insert(conn, &user)?;
+            let admin: Vec<String> = roles
+                .iter()
+                .filter(|r| r.moniker == ADMIN)
+                .map(|r| r.id.clone())
+                .collect();
+            users::set_roles(conn, &tenant.id, &user.id, &admin)?;
+            Ok(true)
         })
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(created.then_some(FirstAdmin { email, generated_password: generated }))
+    Ok(created.then_some(FirstAdmin {
+        email,
+        generated_password: generated,
+    }))
 }
 
 /// Prints the first admin's credentials on standard output, once (never to the log).
@@ -60,6 +76,9 @@ pub fn announce(admin: &FirstAdmin) {
              This password is shown only now; change it after logging in.\n",
             admin.email
         ),
-        None => println!("\nCreated the first administrator {} with the configured password.\n", admin.email),
+        None => println!(
+            "\nCreated the first administrator {} with the configured password.\n",
+            admin.email
+        ),
     }
 }

@@ -52,13 +52,17 @@ pub struct IdentityConfig {
 impl IdentityConfig {
     /// Reads and checks every setting; `data_dir` is where the SQLite default lives.
     pub fn from_settings(s: &Settings, data_dir: &str) -> Result<Self, ConfigError> {
-        let secs = |name: &str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
-            let v = s.parse_or(name, default)?;
-            if !(min..=max).contains(&v) {
-                return Err(ConfigError::new(name, format!("must be between {min} and {max}")));
-            }
-            Ok(Duration::from_secs(v))
-        };
+        let secs =
+            |name: &str, default: u64, min: u64, max: u64| -> Result<Duration, ConfigError> {
+                let v = s.parse_or(name, default)?;
+                if !(min..=max).contains(&v) {
+                    return Err(ConfigError::new(
+                        name,
+                        format!("must be between {min} and {max}"),
+                    ));
+                }
+                Ok(Duration::from_secs(v))
+            };
         let service_clients = match s.get("FLEETDESK_SERVICE_CLIENTS") {
             None => Vec::new(),
             Some(raw) => raw
@@ -76,7 +80,9 @@ impl IdentityConfig {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let admin_email = s.get("FLEETDESK_ADMIN_EMAIL").unwrap_or("admin@fleetdesk.local");
+        let admin_email = s
+            .get("FLEETDESK_ADMIN_EMAIL")
+            .unwrap_or("admin@fleetdesk.local");
         let admin_email = crate::domain::email::Email::parse(admin_email)
             .map_err(|m| ConfigError::new("FLEETDESK_ADMIN_EMAIL", m))?
             .into_string();
@@ -87,10 +93,15 @@ impl IdentityConfig {
         }
         let workers = s.parse_or(
             "FLEETDESK_HTTP_WORKERS",
-            std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
         )?;
         Ok(Self {
-            listen: s.get("FLEETDESK_IDENTITY_LISTEN").unwrap_or("127.0.0.1:8081").to_owned(),
+            listen: s
+                .get("FLEETDESK_IDENTITY_LISTEN")
+                .unwrap_or("127.0.0.1:8081")
+                .to_owned(),
             database_url: s
                 .first_of(&["IDENTITY_DATABASE_URL", "DATABASE_URL"])
                 .map(str::to_owned)
@@ -98,16 +109,27 @@ impl IdentityConfig {
             db_pool_size: s.parse_or("FLEETDESK_DB_POOL_SIZE", 10)?,
             workers: workers.max(1),
             registration_enabled: s.bool_or("FLEETDESK_REGISTRATION_ENABLED", false)?,
-            issuer: s.get("FLEETDESK_JWT_ISSUER").unwrap_or("fleetdesk").to_owned(),
-            audience: s.get("FLEETDESK_JWT_AUDIENCE").unwrap_or("fleetdesk-api").to_owned(),
+            issuer: s
+                .get("FLEETDESK_JWT_ISSUER")
+                .unwrap_or("fleetdesk")
+                .to_owned(),
+            audience: s
+                .get("FLEETDESK_JWT_AUDIENCE")
+                .unwrap_or("fleetdesk-api")
+                .to_owned(),
             access_ttl: secs("FLEETDESK_ACCESS_TOKEN_TTL_SECONDS", 900, 60, 86_400)?,
             refresh_ttl: Duration::from_secs(
-                s.parse_or::<u64>("FLEETDESK_REFRESH_TOKEN_TTL_DAYS", 14)?.clamp(1, 365) * 86_400,
+                s.parse_or::<u64>("FLEETDESK_REFRESH_TOKEN_TTL_DAYS", 14)?
+                    .clamp(1, 365)
+                    * 86_400,
             ),
             api_key_token_ttl: secs("FLEETDESK_API_KEY_TOKEN_TTL_SECONDS", 300, 30, 3_600)?,
             admin_email,
             admin_password,
-            admin_tenant: s.get("FLEETDESK_ADMIN_TENANT").unwrap_or("Fleetdesk").to_owned(),
+            admin_tenant: s
+                .get("FLEETDESK_ADMIN_TENANT")
+                .unwrap_or("Fleetdesk")
+                .to_owned(),
             service_clients,
             trust_forwarded_for: s.bool_or("FLEETDESK_TRUST_FORWARDED_FOR", false)?,
         })

@@ -46,8 +46,11 @@ const MIGRATIONS_SQLITE: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/sqlite");
 
 /// Identity's migrations for both backends.
-pub const MIGRATIONS: Migrations =
-    Migrations { postgres: || MIGRATIONS_PG, sqlite: || MIGRATIONS_SQLITE, lock_key: 0x1d_e1 };
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: || MIGRATIONS_PG,
+    sqlite: || MIGRATIONS_SQLITE,
+    lock_key: 0x1d_e1,
+};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -77,9 +80,15 @@ impl AppState {
         &self,
         f: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
     ) -> Result<T, fleetdesk_web::ApiError> {
-        let _permit = self.hashing.acquire().await.map_err(fleetdesk_web::ApiError::internal)?;
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(fleetdesk_web::ApiError::internal)?;
         let hasher = self.hasher.clone();
-        tokio::task::spawn_blocking(move || f(&hasher)).await.map_err(fleetdesk_web::ApiError::internal)
+        tokio::task::spawn_blocking(move || f(&hasher))
+            .await
+            .map_err(fleetdesk_web::ApiError::internal)
     }
 }
 
@@ -94,7 +103,10 @@ pub struct Dependencies {
 
 impl Default for Dependencies {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), resets: Arc::new(LogOnlyDelivery) }
+        Self {
+            clock: Arc::new(SystemClock),
+            resets: Arc::new(LogOnlyDelivery),
+        }
     }
 }
 
@@ -116,23 +128,38 @@ struct ApiDoc;
 
 /// The OpenAPI document of every identity route.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut api) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes::configure).split_for_parts();
+    let (_, mut api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::configure)
+        .split_for_parts();
     CommonDocs.modify(&mut api);
     api
 }
 
 /// Opens the database (running migrations), loads keys and makes the first admin if the
 /// database is empty. Blocking work runs on the blocking pool.
-pub async fn prepare(config: IdentityConfig, deps: Dependencies) -> anyhow::Result<(AppState, Option<bootstrap::FirstAdmin>)> {
+pub async fn prepare(
+    config: IdentityConfig,
+    deps: Dependencies,
+) -> anyhow::Result<(AppState, Option<bootstrap::FirstAdmin>)> {
     let url = config.database_url.clone();
-    let pool = PoolOptions { max_size: config.db_pool_size, ..PoolOptions::default() };
-    let db = tokio::task::spawn_blocking(move || Db::connect(SERVICE, &url, &MIGRATIONS, pool)).await??;
+    let pool = PoolOptions {
+        max_size: config.db_pool_size,
+        ..PoolOptions::default()
+    };
+    let db = tokio::task::spawn_blocking(move || Db::connect(SERVICE, &url, &MIGRATIONS, pool))
+        .await??;
     let now = deps.clock.now();
     let ttl = chrono::Duration::from_std(config.access_ttl)?;
-    let keys = db.run(move |conn| KeyRing::load_or_create(conn, now, ttl)).await?;
+    let keys = db
+        .run(move |conn| KeyRing::load_or_create(conn, now, ttl))
+        .await?;
     let verifier = Data::new(Verifier::new(&config.issuer, &config.audience));
     keys.install(&verifier);
-    let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+    let cores = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(2);
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -154,7 +181,10 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let _ = fleetdesk_telemetry::metrics_handle();
     let openapi = openapi();
     let server = HttpServer::new(move || {
-        let readiness = Readiness { db: state.db.clone(), bus: None };
+        let readiness = Readiness {
+            db: state.db.clone(),
+            bus: None,
+        };
         App::new()
             .app_data(ServiceName(SERVICE))
             .app_data(Data::new(state.clone()))
@@ -192,7 +222,12 @@ impl Application {
         let port = listener.local_addr()?.port();
         let (state, first_admin) = prepare(config, deps).await?;
         let server = serve(state.clone(), listener)?;
-        Ok(Self { port, state, first_admin, server })
+        Ok(Self {
+            port,
+            state,
+            first_admin,
+            server,
+        })
     }
 
     /// Serves until the server stops (Ctrl-C or SIGTERM).

@@ -9,7 +9,10 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     init_tracing(LogFormat::from_env());
     let settings = Settings::from_env()?;
-    let data_dir = settings.get("FLEETDESK_DATA_DIR").unwrap_or("./data").to_owned();
+    let data_dir = settings
+        .get("FLEETDESK_DATA_DIR")
+        .unwrap_or("./data")
+        .to_owned();
     let config = IdentityConfig::from_settings(&settings, &data_dir)?;
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&data_dir)?;

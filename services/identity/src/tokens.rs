@@ -24,7 +24,11 @@ impl std::fmt::Debug for KeyRing {
 impl KeyRing {
     /// Loads the published keys, creating the first one on an empty database. The newest
     /// non-retired key signs; retired keys stay published while their tokens may live.
-    pub fn load_or_create(conn: &mut DbConn, now: DateTime<Utc>, token_ttl: Duration) -> Result<Self, StoreError> {
+    pub fn load_or_create(
+        conn: &mut DbConn,
+        now: DateTime<Utc>,
+        token_ttl: Duration,
+    ) -> Result<Self, StoreError> {
         let since = (now - token_ttl - Duration::minutes(5)).naive_utc();
         let mut rows = signing_keys::published(conn, since)?;
         if !rows.iter().any(|r| r.retired_at.is_none()) {
@@ -46,7 +50,9 @@ impl KeyRing {
             .map(|r| {
                 SigningKey::from_seed_base64(&r.private_seed)
                     .map(|k| (k, r.retired_at.is_none()))
-                    .map_err(|e| StoreError::Setup(format!("signing key {} is unreadable: {e}", r.kid)))
+                    .map_err(|e| {
+                        StoreError::Setup(format!("signing key {} is unreadable: {e}", r.kid))
+                    })
             })
             .collect::<Result<_, _>>()?;
         let current = keys
@@ -54,13 +60,21 @@ impl KeyRing {
             .find(|(_, active)| *active)
             .map(|(k, _)| k.clone())
             .ok_or_else(|| StoreError::Setup("no active signing key".into()))?;
-        let published = JwkSet { keys: keys.iter().map(|(k, _)| k.public_jwk().clone()).collect() };
-        Ok(Self { current: RwLock::new(current), published: RwLock::new(published) })
+        let published = JwkSet {
+            keys: keys.iter().map(|(k, _)| k.public_jwk().clone()).collect(),
+        };
+        Ok(Self {
+            current: RwLock::new(current),
+            published: RwLock::new(published),
+        })
     }
 
     /// The public keys, as served at `/.well-known/jwks.json`.
     pub fn jwks(&self) -> JwkSet {
-        self.published.read().map(|s| s.clone()).unwrap_or(JwkSet { keys: Vec::new() })
+        self.published
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or(JwkSet { keys: Vec::new() })
     }
 
     /// Teaches a verifier every published key.
@@ -70,7 +84,10 @@ impl KeyRing {
 
     /// Signs claims with the current key.
     pub fn sign(&self, claims: &Claims) -> Result<String, String> {
-        let key = self.current.read().map_err(|_| "key ring poisoned".to_owned())?;
+        let key = self
+            .current
+            .read()
+            .map_err(|_| "key ring poisoned".to_owned())?;
         key.sign(claims).map_err(|e| e.to_string())
     }
 }
@@ -91,7 +108,13 @@ pub struct Subject {
 }
 
 /// The claims of a new token for `subject`, valid `ttl` from `now`.
-pub fn claims_for(subject: Subject, issuer: &str, audience: &str, now: DateTime<Utc>, ttl: Duration) -> Claims {
+pub fn claims_for(
+    subject: Subject,
+    issuer: &str,
+    audience: &str,
+    now: DateTime<Utc>,
+    ttl: Duration,
+) -> Claims {
     Claims {
         iss: issuer.to_owned(),
         aud: audience.to_owned(),

@@ -5,10 +5,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::store::api_keys::ApiKeyRow;
+use crate::store::list_from_json;
 use crate::store::roles::RoleRow;
 use crate::store::tenants::TenantRow;
 use crate::store::users::UserRow;
-use crate::store::list_from_json;
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()

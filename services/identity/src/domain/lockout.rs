@@ -46,7 +46,10 @@ pub struct Counter {
 impl Policy {
     /// How long the counter still locks, if at all.
     pub fn locked_for(&self, counter: &Counter, now: DateTime<Utc>) -> Option<Duration> {
-        counter.locked_until.filter(|until| *until > now).map(|until| until - now)
+        counter
+            .locked_until
+            .filter(|until| *until > now)
+            .map(|until| until - now)
     }
 
     /// The counter after one more failure at `now`.
@@ -60,7 +63,11 @@ impl Policy {
             let delay = self.base_delay * 2i32.saturating_pow(doublings);
             now + delay.min(self.max_delay)
         });
-        Counter { failures, locked_until, updated_at: now }
+        Counter {
+            failures,
+            locked_until,
+            updated_at: now,
+        }
     }
 }
 
@@ -77,19 +84,32 @@ mod tests {
             assert_eq!(ACCOUNT.locked_for(&c.unwrap(), now), None);
         }
         c = Some(ACCOUNT.after_failure(c, now));
-        assert_eq!(ACCOUNT.locked_for(&c.unwrap(), now), Some(Duration::seconds(30)));
+        assert_eq!(
+            ACCOUNT.locked_for(&c.unwrap(), now),
+            Some(Duration::seconds(30))
+        );
         c = Some(ACCOUNT.after_failure(c, now));
-        assert_eq!(ACCOUNT.locked_for(&c.unwrap(), now), Some(Duration::seconds(60)));
+        assert_eq!(
+            ACCOUNT.locked_for(&c.unwrap(), now),
+            Some(Duration::seconds(60))
+        );
         for _ in 0..30 {
             c = Some(ACCOUNT.after_failure(c, now));
         }
-        assert_eq!(ACCOUNT.locked_for(&c.unwrap(), now), Some(Duration::hours(1)));
+        assert_eq!(
+            ACCOUNT.locked_for(&c.unwrap(), now),
+            Some(Duration::hours(1))
+        );
     }
 
     #[test]
     fn old_failures_are_forgotten() {
         let now = Utc::now();
-        let old = Counter { failures: 4, locked_until: None, updated_at: now - Duration::hours(2) };
+        let old = Counter {
+            failures: 4,
+            locked_until: None,
+            updated_at: now - Duration::hours(2),
+        };
         assert_eq!(ACCOUNT.after_failure(Some(old), now).failures, 1);
     }
 }

@@ -48,7 +48,9 @@ pub fn role_moniker(raw: &str) -> Result<String, String> {
     let value = raw.trim();
     let ok = (2..=50).contains(&value.len())
         && value.starts_with(|c: char| c.is_ascii_lowercase())
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
         Ok(value.to_owned())
     } else {
@@ -62,7 +64,11 @@ pub fn avatar_url(raw: &str) -> Result<String, String> {
     let ok = value.len() <= 2000
         && (value.starts_with("https://") || value.starts_with("http://"))
         && !value.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok { Ok(value.to_owned()) } else { Err("must be an http(s) URL of at most 2000 characters".into()) }
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("must be an http(s) URL of at most 2000 characters".into())
+    }
 }
 
 #[cfg(test)]

@@ -23,22 +23,16 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), String> {
     if password.eq_ignore_ascii_case(email) {
         return Err("must not be your email address".into());
     }
-    if password.chars().all(|c| Some(c) == password.chars().next()) {
+    if password.chars().all(|c| password.starts_with(c)) {
         return Err("must not be one character repeated".into());
     }
     Ok(())
 }
 
 /// Hashes and verifies passwords with Argon2id.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PasswordHasher {
     params: Params,
-}
-
-impl Default for PasswordHasher {
-    fn default() -> Self {
-        Self { params: Params::default() }
-    }
 }
 
 impl PasswordHasher {
@@ -57,7 +51,11 @@ impl PasswordHasher {
     /// Whether `password` matches the stored PHC string (with that string's parameters).
     pub fn verify(&self, password: &str, stored: &str) -> bool {
         PasswordHash::new(stored)
-            .map(|parsed| self.argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                self.argon2()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     }
 
@@ -75,7 +73,10 @@ mod tests {
     fn a_hash_verifies_its_password_only() {
         let hasher = PasswordHasher::default();
         let hash = hasher.hash("correct horse battery").unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
         assert!(hasher.verify("correct horse battery", &hash));
         assert!(!hasher.verify("correct horse batterx", &hash));
         assert!(!hasher.verify("anything", "not a hash"));

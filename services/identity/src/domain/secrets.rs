@@ -15,12 +15,17 @@ pub fn random_token(bytes: usize) -> String {
 
 /// Lower-case hex SHA-256 of a token.
 pub fn sha256_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Compares two secrets in constant time (by their hashes, so lengths do not leak).
 pub fn secrets_match(given: &str, expected: &str) -> bool {
-    Sha256::digest(given.as_bytes()).ct_eq(&Sha256::digest(expected.as_bytes())).into()
+    Sha256::digest(given.as_bytes())
+        .ct_eq(&Sha256::digest(expected.as_bytes()))
+        .into()
 }
 
 /// A new API key: `fdk_<prefix>_<secret>`. The prefix identifies the key in lists and
@@ -37,7 +42,8 @@ pub fn new_api_key() -> (String, String) {
 pub fn api_key_prefix(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("fdk_")?;
     let (prefix, secret) = rest.split_once('_')?;
-    (prefix.len() == 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) && secret.len() >= 40).then_some(prefix)
+    (prefix.len() == 12 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) && secret.len() >= 40)
+        .then_some(prefix)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, post};
 use chrono::{DateTime, Utc};
 use fleetdesk_auth::permissions::perm;
-use fleetdesk_store::{new_id, transaction};
+use fleetdesk_store::new_id;
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::{ApiError, FieldError, Json, Query, Require};
 use serde::Deserialize;
@@ -21,7 +21,9 @@ use crate::store::list_to_json;
 use crate::views::{ApiKeyView, CreatedApiKey};
 
 pub(super) fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list_api_keys).service(create_api_key).service(delete_api_key);
+    cfg.service(list_api_keys)
+        .service(create_api_key)
+        .service(delete_api_key);
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -61,7 +63,13 @@ async fn list_api_keys(
     let list = state
         .db
         .run(move |conn| {
-            let (rows, total) = api_keys::list(conn, &tenant, owner.as_deref(), page.offset(), page.limit_i64())?;
+            let (rows, total) = api_keys::list(
+                conn,
+                &tenant,
+                owner.as_deref(),
+                page.offset(),
+                page.limit_i64(),
+            )?;
             Ok::<_, ApiError>(page.wrap(rows.into_iter().map(ApiKeyView::from).collect(), total))
         })
         .await?;
@@ -85,18 +93,29 @@ pub struct NewApiKey {
     security(("bearer" = ["api_key.create"]))
 )]
 #[post("/api-keys")]
-async fn create_api_key(state: Data<AppState>, caller: Require<perm::ApiKeyCreate>, body: Json<NewApiKey>) -> Result<HttpResponse, ApiError> {
+async fn create_api_key(
+    state: Data<AppState>,
+    caller: Require<perm::ApiKeyCreate>,
+    body: Json<NewApiKey>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let now = state.clock.now();
     let mut errors = Vec::new();
-    let name = names::key_name(&body.name).map_err(|m| errors.push(FieldError::new("name", m))).ok();
+    let name = names::key_name(&body.name)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
     if body.permissions.is_empty() {
-        errors.push(FieldError::new("permissions", "must name at least one node"));
+        errors.push(FieldError::new(
+            "permissions",
+            "must name at least one node",
+        ));
     }
     if body.expires_at.is_some_and(|t| t <= now) {
         errors.push(FieldError::new("expiresAt", "must be in the future"));
     }
-    let (Some(name), true) = (name, errors.is_empty()) else { return Err(ApiError::invalid(errors)) };
+    let (Some(name), true) = (name, errors.is_empty()) else {
+        return Err(ApiError::invalid(errors));
+    };
     let permissions = parse_grants("permissions", &body.permissions)?;
     ensure_covered(&caller.grants, &permissions)?;
     let (prefix, secret) = new_api_key();
@@ -113,8 +132,14 @@ async fn create_api_key(state: Data<AppState>, caller: Require<perm::ApiKeyCreat
         created_at: now.naive_utc(),
     };
     let stored = row.clone();
-    state.db.run(move |conn| transaction(conn, |conn| api_keys::insert(conn, &stored).map_err(ApiError::from))).await?;
-    created(&CreatedApiKey { key: ApiKeyView::from(row), secret })
+    state
+        .db
+        .run(move |conn| api_keys::insert(conn, &stored).map_err(ApiError::from))
+        .await?;
+    created(&CreatedApiKey {
+        key: ApiKeyView::from(row),
+        secret,
+    })
 }
 
 /// Revoke an API key: yours, or with `api_key.delete.other` anyone's in the tenant.
@@ -124,7 +149,11 @@ async fn create_api_key(state: Data<AppState>, caller: Require<perm::ApiKeyCreat
     security(("bearer" = ["api_key.delete"]))
 )]
 #[delete("/api-keys/{id}")]
-async fn delete_api_key(state: Data<AppState>, caller: Require<perm::ApiKeyDelete>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete_api_key(
+    state: Data<AppState>,
+    caller: Require<perm::ApiKeyDelete>,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let caller = caller.into_inner();
     let id = id.into_inner();
     state

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post};
 use chrono::Duration;
 use fleetdesk_auth::permissions::{all_nodes, effective, grants};
 use fleetdesk_auth::{Grants, TokenType};
-use fleetdesk_store::{DbConn, transaction};
+use fleetdesk_store::DbConn;
 use fleetdesk_web::extract::parse_json;
 use fleetdesk_web::{ApiError, Caller, FieldError, Json};
 use serde::Deserialize;
@@ -48,13 +48,22 @@ fn refresh_cookie(token: &str, max_age_secs: u64) -> Cookie<'static> {
         .secure(true)
         .same_site(SameSite::Strict)
         .path(COOKIE_PATH)
-        .max_age(CookieDuration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX)))
+        .max_age(CookieDuration::seconds(
+            i64::try_from(max_age_secs).unwrap_or(i64::MAX),
+        ))
         .finish()
 }
 
-fn session_response(state: &AppState, status: actix_web::http::StatusCode, body: &LoginResponse) -> HttpResponse {
+fn session_response(
+    state: &AppState,
+    status: actix_web::http::StatusCode,
+    body: &LoginResponse,
+) -> HttpResponse {
     HttpResponse::build(status)
-        .cookie(refresh_cookie(&body.refresh_token, state.config.refresh_ttl.as_secs()))
+        .cookie(refresh_cookie(
+            &body.refresh_token,
+            state.config.refresh_ttl.as_secs(),
+        ))
         .json(body)
 }
 
@@ -72,7 +81,9 @@ fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
             return ip.to_string();
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Registration: into an invited tenant, or a new tenant when registration is open.
@@ -102,19 +113,30 @@ pub struct RegisterRequest {
     )
 )]
 #[post("/auth/register")]
-async fn register(state: Data<AppState>, body: Json<RegisterRequest>) -> Result<HttpResponse, ApiError> {
+async fn register(
+    state: Data<AppState>,
+    body: Json<RegisterRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
-    let email = Email::parse(&body.email).map_err(|m| errors.push(FieldError::new("email", m))).ok();
-    let name = names::person_name(&body.name).map_err(|m| errors.push(FieldError::new("name", m))).ok();
+    let email = Email::parse(&body.email)
+        .map_err(|m| errors.push(FieldError::new("email", m)))
+        .ok();
+    let name = names::person_name(&body.name)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
     if let Err(m) = password::check_policy(&body.password, body.email.trim()) {
         errors.push(FieldError::new("password", m));
     }
     let tenant_name = match &body.tenant_name {
-        Some(t) => names::tenant_name(t).map_err(|m| errors.push(FieldError::new("tenantName", m))).ok(),
+        Some(t) => names::tenant_name(t)
+            .map_err(|m| errors.push(FieldError::new("tenantName", m)))
+            .ok(),
         None => name.as_ref().map(|n| format!("{n}'s team")),
     };
-    let (Some(email), Some(name), Some(tenant_name), true) = (email, name, tenant_name, errors.is_empty()) else {
+    let (Some(email), Some(name), Some(tenant_name), true) =
+        (email, name, tenant_name, errors.is_empty())
+    else {
         return Err(ApiError::invalid(errors));
     };
     let invite_hash = body.invite_token.as_deref().map(|t| sha256_hex(t.trim()));
@@ -125,58 +147,76 @@ async fn register(state: Data<AppState>, body: Json<RegisterRequest>) -> Result<
         ));
     }
     let password = body.password;
-    let hash = state.hashing(move |h| h.hash(&password)).await?.map_err(ApiError::internal)?;
+    let hash = state
+        .hashing(move |h| h.hash(&password))
+        .await?
+        .map_err(ApiError::internal)?;
     let now = state.clock.now();
     let st = state.clone();
     let response = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                if users::find_by_email(conn, email.as_str())?.is_some() {
-                    return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
+        .transaction(move |conn| {
+            if users::find_by_email(conn, email.as_str())?.is_some() {
+                return Err(ApiError::conflict(
+                    "email_taken",
+                    "an account with this email already exists",
+                ));
+            }
+            let user = match invite_hash {
+                Some(token_hash) => {
+                    let invalid =
+                        || ApiError::invalid_field("inviteToken", "is invalid, used or expired");
+                    let invite = invites::find_by_hash(conn, &token_hash)?.ok_or_else(invalid)?;
+                    if invite.accepted_at.is_some() || invite.expires_at <= now.naive_utc() {
+                        return Err(invalid());
+                    }
+                    if invite.email != email.as_str() {
+                        return Err(ApiError::invalid_field(
+                            "email",
+                            "must be the address the invitation was sent to",
+                        ));
+                    }
+                    if !invites::accept(conn, &invite.id, now.naive_utc())? {
+                        return Err(invalid());
+                    }
+                    let user = new_user(&invite.tenant_id, email.as_str(), &name, hash, now);
+                    users::insert(conn, &user)?;
+                    // Roles deleted since the invitation are skipped, not an error.
+                    let wanted = list_from_json(&invite.roles);
+                    let roles: Vec<String> = wanted
+                        .iter()
+                        .filter_map(|m| {
+                            crate::store::roles::find(conn, &invite.tenant_id, m).transpose()
+                        })
+                        .map(|r| r.map(|r| r.id))
+                        .collect::<Result<_, _>>()?;
+                    users::set_roles(conn, &user.tenant_id, &user.id, &roles)?;
+                    user
                 }
-                let user = match invite_hash {
-                    Some(token_hash) => {
-                        let invalid = || ApiError::invalid_field("inviteToken", "is invalid, used or expired");
-                        let invite = invites::find_by_hash(conn, &token_hash)?.ok_or_else(invalid)?;
-                        if invite.accepted_at.is_some() || invite.expires_at <= now.naive_utc() {
-                            return Err(invalid());
-                        }
-                        if invite.email != email.as_str() {
-                            return Err(ApiError::invalid_field("email", "must be the address the invitation was sent to"));
-                        }
-                        if !invites::accept(conn, &invite.id, now.naive_utc())? {
-                            return Err(invalid());
-                        }
-                        let user = new_user(&invite.tenant_id, email.as_str(), &name, hash, now);
-                        users::insert(conn, &user)?;
-                        // Roles deleted since the invitation are skipped, not an error.
-                        let wanted = list_from_json(&invite.roles);
-                        let roles: Vec<String> = wanted
-                            .iter()
-                            .filter_map(|m| crate::store::roles::find(conn, &invite.tenant_id, m).transpose())
-                            .map(|r| r.map(|r| r.id))
-                            .collect::<Result<_, _>>()?;
-                        users::set_roles(conn, &user.tenant_id, &user.id, &roles)?;
-                        user
-                    }
-                    None => {
-                        let (tenant, roles) = create_tenant(conn, &tenant_name, now)?;
-                        let user = new_user(&tenant.id, email.as_str(), &name, hash, now);
-                        users::insert(conn, &user)?;
-                        let admin: Vec<String> =
-                            roles.iter().filter(|r| r.moniker == ADMIN).map(|r| r.id.clone()).collect();
-                        users::set_roles(conn, &tenant.id, &user.id, &admin)?;
-                        user
-                    }
-                };
-                users::record_login(conn, &user.id, now.naive_utc())?;
-                let user = users::find(conn, &user.tenant_id, &user.id)?.ok_or_else(|| ApiError::internal("user vanished"))?;
-                login_response(&st, conn, user, None)
-            })
+                None => {
+                    let (tenant, roles) = create_tenant(conn, &tenant_name, now)?;
+                    let user = new_user(&tenant.id, email.as_str(), &name, hash, now);
+                    users::insert(conn, &user)?;
+                    let admin: Vec<String> = roles
+                        .iter()
+                        .filter(|r| r.moniker == ADMIN)
+                        .map(|r| r.id.clone())
+                        .collect();
+                    users::set_roles(conn, &tenant.id, &user.id, &admin)?;
+                    user
+                }
+            };
+            users::record_login(conn, &user.id, now.naive_utc())?;
+            let user = users::find(conn, &user.tenant_id, &user.id)?
+                .ok_or_else(|| ApiError::internal("user vanished"))?;
+            login_response(&st, conn, user, None)
         })
         .await?;
-    Ok(session_response(&state, actix_web::http::StatusCode::CREATED, &response))
+    Ok(session_response(
+        &state,
+        actix_web::http::StatusCode::CREATED,
+        &response,
+    ))
 }
 
 /// Credentials.
@@ -197,24 +237,41 @@ fn throttle_counter(row: Option<ThrottleRow>) -> Option<Counter> {
     })
 }
 
-fn locked_for(conn: &mut DbConn, key: &str, policy: &Policy, now: chrono::DateTime<chrono::Utc>) -> Result<Option<Duration>, ApiError> {
+fn locked_for(
+    conn: &mut DbConn,
+    key: &str,
+    policy: &Policy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Duration>, ApiError> {
     Ok(throttle_counter(throttles::find(conn, key)?).and_then(|c| policy.locked_for(&c, now)))
 }
 
-fn record_failure(conn: &mut DbConn, key: &str, policy: &Policy, now: chrono::DateTime<chrono::Utc>) -> Result<(), ApiError> {
+fn record_failure(
+    conn: &mut DbConn,
+    key: &str,
+    policy: &Policy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
     let counter = policy.after_failure(throttle_counter(throttles::find(conn, key)?), now);
-    throttles::save(conn, &ThrottleRow {
-        key: key.to_owned(),
-        failures: counter.failures,
-        locked_until: counter.locked_until.map(|t| t.naive_utc()),
-        updated_at: now.naive_utc(),
-    })?;
+    throttles::save(
+        conn,
+        &ThrottleRow {
+            key: key.to_owned(),
+            failures: counter.failures,
+            locked_until: counter.locked_until.map(|t| t.naive_utc()),
+            updated_at: now.naive_utc(),
+        },
+    )?;
     Ok(())
 }
 
 fn too_many_attempts(wait: Duration) -> ApiError {
     let seconds = u64::try_from(wait.num_seconds()).unwrap_or(1).max(1);
-    ApiError::too_many("too_many_attempts", format!("too many failed logins; try again in {seconds} s"), seconds)
+    ApiError::too_many(
+        "too_many_attempts",
+        format!("too many failed logins; try again in {seconds} s"),
+        seconds,
+    )
 }
 
 /// Log in with email and password.
@@ -233,14 +290,24 @@ fn too_many_attempts(wait: Duration) -> ApiError {
     )
 )]
 #[post("/auth/login")]
-async fn login(state: Data<AppState>, req: HttpRequest, body: Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+async fn login(
+    state: Data<AppState>,
+    req: HttpRequest,
+    body: Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let email = body.email.trim().to_lowercase();
     if email.is_empty() || email.len() > 254 {
-        return Err(ApiError::invalid_field("email", "is required and at most 254 characters"));
+        return Err(ApiError::invalid_field(
+            "email",
+            "is required and at most 254 characters",
+        ));
     }
     if body.password.is_empty() || body.password.chars().count() > password::MAX_LENGTH {
-        return Err(ApiError::invalid_field("password", "is required and at most 128 characters"));
+        return Err(ApiError::invalid_field(
+            "password",
+            "is required and at most 128 characters",
+        ));
     }
     let account_key = format!("email:{email}");
     let address_key = format!("ip:{}", client_ip(&req, state.config.trust_forwarded_for));
@@ -275,28 +342,36 @@ async fn login(state: Data<AppState>, req: HttpRequest, body: Json<LoginRequest>
     let st = state.clone();
     let outcome = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| match user {
-                Some(user) if matches => {
-                    throttles::clear(conn, &account_key)?;
-                    if user.status != "active" {
-                        return Ok(Err(ApiError::forbidden("account_deactivated", "this account is deactivated")));
-                    }
-                    users::record_login(conn, &user.id, now.naive_utc())?;
-                    Ok(Ok(login_response(&st, conn, user, None)?))
+        .transaction(move |conn| match user {
+            Some(user) if matches => {
+                throttles::clear(conn, &account_key)?;
+                if user.status != "active" {
+                    return Ok(Err(ApiError::forbidden(
+                        "account_deactivated",
+                        "this account is deactivated",
+                    )));
                 }
-                _ => {
-                    record_failure(conn, &account_key, &lockout::ACCOUNT, now)?;
-                    record_failure(conn, &address_key, &lockout::ADDRESS, now)?;
-                    Ok::<_, ApiError>(Err(ApiError::unauthorized("invalid_credentials", "the email or password is wrong")))
-                }
-            })
+                users::record_login(conn, &user.id, now.naive_utc())?;
+                Ok(Ok(login_response(&st, conn, user, None)?))
+            }
+            _ => {
+                record_failure(conn, &account_key, &lockout::ACCOUNT, now)?;
+                record_failure(conn, &address_key, &lockout::ADDRESS, now)?;
+                Ok::<_, ApiError>(Err(ApiError::unauthorized(
+                    "invalid_credentials",
+                    "the email or password is wrong",
+                )))
+            }
         })
         .await?;
     if let Err(e) = &outcome {
         tracing::info!(code = e.code(), "login refused");
     }
-    Ok(session_response(&state, actix_web::http::StatusCode::OK, &outcome?))
+    Ok(session_response(
+        &state,
+        actix_web::http::StatusCode::OK,
+        &outcome?,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -314,16 +389,22 @@ fn presented_refresh_token(req: &HttpRequest, body: &Bytes) -> Result<Option<Str
             return Ok(Some(t.trim().to_owned()));
         }
     }
-    if let Some(t) = req.headers().get("x-refresh-token").and_then(|v| v.to_str().ok()) {
-        if !t.trim().is_empty() {
-            return Ok(Some(t.trim().to_owned()));
-        }
+    if let Some(t) = req
+        .headers()
+        .get("x-refresh-token")
+        .and_then(|v| v.to_str().ok())
+        && !t.trim().is_empty()
+    {
+        return Ok(Some(t.trim().to_owned()));
     }
-    Ok(req.cookie(REFRESH_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty()))
+    Ok(req
+        .cookie(REFRESH_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty()))
 }
 
 enum Refreshed {
-    Issued(LoginResponse),
+    Issued(Box<LoginResponse>),
     Reused { user_id: String },
     Refused(ApiError),
 }
@@ -342,42 +423,65 @@ enum Refreshed {
     )
 )]
 #[post("/auth/refresh")]
-async fn refresh(state: Data<AppState>, req: HttpRequest, body: Bytes) -> Result<HttpResponse, ApiError> {
-    let token = presented_refresh_token(&req, &body)?
-        .ok_or_else(|| ApiError::unauthorized("invalid_refresh_token", "no refresh token was presented"))?;
+async fn refresh(
+    state: Data<AppState>,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let token = presented_refresh_token(&req, &body)?.ok_or_else(|| {
+        ApiError::unauthorized("invalid_refresh_token", "no refresh token was presented")
+    })?;
     let hash = sha256_hex(&token);
     let now = state.clock.now();
     let st = state.clone();
     let outcome = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let invalid = || Refreshed::Refused(ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid"));
-                let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else { return Ok(invalid()) };
-                if row.revoked_at.is_some() {
-                    return Ok(invalid());
-                }
-                if row.used_at.is_some() || !refresh_tokens::mark_used(conn, &row.id, now.naive_utc())? {
-                    refresh_tokens::revoke_family(conn, &row.family_id, now.naive_utc())?;
-                    return Ok(Refreshed::Reused { user_id: row.user_id });
-                }
-                if row.expires_at <= now.naive_utc() {
-                    return Ok(Refreshed::Refused(ApiError::unauthorized("refresh_token_expired", "the session has expired; log in again")));
-                }
-                match users::find(conn, &row.tenant_id, &row.user_id)? {
-                    Some(user) if user.status == "active" => {
-                        Ok::<_, ApiError>(Refreshed::Issued(login_response(&st, conn, user, Some(&row.family_id))?))
-                    }
-                    _ => Ok(invalid()),
-                }
-            })
+        .transaction(move |conn| {
+            let invalid = || {
+                Refreshed::Refused(ApiError::unauthorized(
+                    "invalid_refresh_token",
+                    "the refresh token is not valid",
+                ))
+            };
+            let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? else {
+                return Ok(invalid());
+            };
+            if row.revoked_at.is_some() {
+                return Ok(invalid());
+            }
+            if row.used_at.is_some() || !refresh_tokens::mark_used(conn, &row.id, now.naive_utc())?
+            {
+                refresh_tokens::revoke_family(conn, &row.family_id, now.naive_utc())?;
+                return Ok(Refreshed::Reused {
+                    user_id: row.user_id,
+                });
+            }
+            if row.expires_at <= now.naive_utc() {
+                return Ok(Refreshed::Refused(ApiError::unauthorized(
+                    "refresh_token_expired",
+                    "the session has expired; log in again",
+                )));
+            }
+            match users::find(conn, &row.tenant_id, &row.user_id)? {
+                Some(user) if user.status == "active" => Ok::<_, ApiError>(Refreshed::Issued(
+                    Box::new(login_response(&st, conn, user, Some(&row.family_id))?),
+                )),
+                _ => Ok(invalid()),
+            }
         })
         .await?;
     match outcome {
-        Refreshed::Issued(body) => Ok(session_response(&state, actix_web::http::StatusCode::OK, &body)),
+        Refreshed::Issued(body) => Ok(session_response(
+            &state,
+            actix_web::http::StatusCode::OK,
+            &body,
+        )),
         Refreshed::Reused { user_id } => {
             tracing::warn!(user_id = %user_id, "a used refresh token was presented again; its session family is revoked");
-            Err(ApiError::unauthorized("refresh_token_reused", "this refresh token was already used; the session is revoked"))
+            Err(ApiError::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used; the session is revoked",
+            ))
         }
         Refreshed::Refused(e) => Err(e),
     }
@@ -394,7 +498,12 @@ async fn refresh(state: Data<AppState>, req: HttpRequest, body: Bytes) -> Result
     security(("bearer" = []))
 )]
 #[post("/auth/logout")]
-async fn logout(state: Data<AppState>, caller: Caller, req: HttpRequest, body: Bytes) -> Result<HttpResponse, ApiError> {
+async fn logout(
+    state: Data<AppState>,
+    caller: Caller,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
     let token = presented_refresh_token(&req, &body)?;
     let now = state.clock.now().naive_utc();
     state
@@ -402,10 +511,11 @@ async fn logout(state: Data<AppState>, caller: Caller, req: HttpRequest, body: B
         .run(move |conn| {
             match token.map(|t| sha256_hex(&t)) {
                 Some(hash) => {
-                    if let Some(row) = refresh_tokens::find_by_hash(conn, &hash)? {
-                        if row.user_id == caller.subject {
-                            refresh_tokens::revoke_family(conn, &row.family_id, now)?;
-                        }
+                    // Only the caller's own session: a token of someone else is ignored.
+                    if let Some(row) = refresh_tokens::find_by_hash(conn, &hash)?
+                        && row.user_id == caller.subject
+                    {
+                        refresh_tokens::revoke_family(conn, &row.family_id, now)?;
                     }
                 }
                 None => {
@@ -432,19 +542,25 @@ pub struct PasswordResetRequest {
 /// once, and supersedes earlier ones.
 #[utoipa::path(tag = "auth", responses((status = 202, description = "Accepted")))]
 #[post("/auth/password-reset/request")]
-async fn request_password_reset(state: Data<AppState>, body: Json<PasswordResetRequest>) -> Result<HttpResponse, ApiError> {
+async fn request_password_reset(
+    state: Data<AppState>,
+    body: Json<PasswordResetRequest>,
+) -> Result<HttpResponse, ApiError> {
     let email = body.into_inner().email.trim().to_lowercase();
     if email.is_empty() || email.len() > 254 {
-        return Err(ApiError::invalid_field("email", "is required and at most 254 characters"));
+        return Err(ApiError::invalid_field(
+            "email",
+            "is required and at most 254 characters",
+        ));
     }
     let now = state.clock.now();
     let reset = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| match users::find_by_email(conn, &email)? {
-                Some(user) if user.status == "active" => Ok::<_, ApiError>(Some(start_password_reset(conn, &user, now)?)),
-                _ => Ok(None),
-            })
+        .transaction(move |conn| match users::find_by_email(conn, &email)? {
+            Some(user) if user.status == "active" => {
+                Ok::<_, ApiError>(Some(start_password_reset(conn, &user, now)?))
+            }
+            _ => Ok(None),
         })
         .await?;
     if let Some(reset) = reset {
@@ -471,7 +587,10 @@ pub struct PasswordResetConfirm {
     )
 )]
 #[post("/auth/password-reset/confirm")]
-async fn confirm_password_reset(state: Data<AppState>, body: Json<PasswordResetConfirm>) -> Result<HttpResponse, ApiError> {
+async fn confirm_password_reset(
+    state: Data<AppState>,
+    body: Json<PasswordResetConfirm>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let hash = sha256_hex(body.token.trim());
     let now = state.clock.now();
@@ -487,23 +606,35 @@ async fn confirm_password_reset(state: Data<AppState>, body: Json<PasswordResetC
             Ok::<_, ApiError>((reset, user))
         })
         .await?;
-    password::check_policy(&body.new_password, &user.1.email).map_err(|m| ApiError::invalid_field("newPassword", m))?;
+    password::check_policy(&body.new_password, &user.1.email)
+        .map_err(|m| ApiError::invalid_field("newPassword", m))?;
     let new_password = body.new_password;
-    let new_hash = state.hashing(move |h| h.hash(&new_password)).await?.map_err(ApiError::internal)?;
+    let new_hash = state
+        .hashing(move |h| h.hash(&new_password))
+        .await?
+        .map_err(ApiError::internal)?;
     state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let (reset, user) = user;
-                if !password_resets::mark_used(conn, &reset.id, now.naive_utc())? {
-                    return Err(invalid());
-                }
-                let changes = users::UserChanges { password_hash: Some(Some(new_hash)), ..Default::default() };
-                users::update(conn, &user.tenant_id, &user.id, user.version, &changes, now.naive_utc())?;
-                refresh_tokens::revoke_user(conn, &user.id, now.naive_utc())?;
-                throttles::clear(conn, &format!("email:{}", user.email))?;
-                Ok::<_, ApiError>(())
-            })
+        .transaction(move |conn| {
+            let (reset, user) = user;
+            if !password_resets::mark_used(conn, &reset.id, now.naive_utc())? {
+                return Err(invalid());
+            }
+            let changes = users::UserChanges {
+                password_hash: Some(Some(new_hash)),
+                ..Default::default()
+            };
+            users::update(
+                conn,
+                &user.tenant_id,
+                &user.id,
+                user.version,
+                &changes,
+                now.naive_utc(),
+            )?;
+            refresh_tokens::revoke_user(conn, &user.id, now.naive_utc())?;
+            throttles::clear(conn, &format!("email:{}", user.email))?;
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -531,7 +662,10 @@ pub const SERVICE_TENANT: &str = "*";
     )
 )]
 #[post("/auth/service/token")]
-async fn service_token(state: Data<AppState>, body: Json<ServiceTokenRequest>) -> Result<HttpResponse, ApiError> {
+async fn service_token(
+    state: Data<AppState>,
+    body: Json<ServiceTokenRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     // Compare against every client so the time taken does not depend on which id matched.
     let known = state.config.service_clients.iter().fold(false, |found, c| {
@@ -540,7 +674,10 @@ async fn service_token(state: Data<AppState>, body: Json<ServiceTokenRequest>) -
         found | (id_ok & secret_ok)
     });
     if !known {
-        return Err(ApiError::unauthorized("invalid_client", "unknown client or wrong secret"));
+        return Err(ApiError::unauthorized(
+            "invalid_client",
+            "unknown client or wrong secret",
+        ));
     }
     let subject = Subject {
         id: body.client_id,
@@ -550,7 +687,11 @@ async fn service_token(state: Data<AppState>, body: Json<ServiceTokenRequest>) -
         kind: TokenType::Service,
     };
     let (access_token, expires_in) = accounts::sign(&state, subject, state.config.access_ttl)?;
-    Ok(HttpResponse::Ok().json(TokenResponse { access_token, token_type: "Bearer", expires_in }))
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+    }))
 }
 
 /// The presented API key: `X-API-Key`, or `Authorization: ApiKey <key>`.
@@ -560,7 +701,9 @@ fn presented_api_key(req: &HttpRequest) -> Option<String> {
     }
     let auth = req.headers().get("authorization")?.to_str().ok()?;
     let (scheme, key) = auth.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("apikey").then(|| key.trim().to_owned())
+    scheme
+        .eq_ignore_ascii_case("apikey")
+        .then(|| key.trim().to_owned())
 }
 
 /// The nodes an API key may use now: its grants, narrowed to what its owner still holds.
@@ -593,8 +736,16 @@ pub fn key_permissions(key_grants: &[String], owner: &Grants) -> Vec<String> {
     )
 )]
 #[post("/auth/api-key/exchange")]
-async fn exchange_api_key(state: Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let invalid = || ApiError::unauthorized("invalid_api_key", "the API key is unknown, revoked or expired");
+async fn exchange_api_key(
+    state: Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let invalid = || {
+        ApiError::unauthorized(
+            "invalid_api_key",
+            "the API key is unknown, revoked or expired",
+        )
+    };
     let key = presented_api_key(&req).ok_or_else(invalid)?;
     let prefix = api_key_prefix(&key).ok_or_else(invalid)?.to_owned();
     let now = state.clock.now();
@@ -609,22 +760,36 @@ async fn exchange_api_key(state: Data<AppState>, req: HttpRequest) -> Result<Htt
             if row.expires_at.is_some_and(|t| t <= now.naive_utc()) {
                 return Err(invalid());
             }
-            let owner = users::find(conn, &row.tenant_id, &row.user_id)?.filter(|u| u.status == "active").ok_or_else(invalid)?;
+            let owner = users::find(conn, &row.tenant_id, &row.user_id)?
+                .filter(|u| u.status == "active")
+                .ok_or_else(invalid)?;
             let owner_grants = Grants::new(accounts::effective_permissions(conn, &owner)?);
             let perms = key_permissions(&list_from_json(&row.permissions), &owner_grants);
             api_keys::record_use(conn, &row.id, now.naive_utc())?;
-            let subject = Subject { id: owner.id, tenant_id: owner.tenant_id, roles: Vec::new(), perms, kind: TokenType::ApiKey };
+            let subject = Subject {
+                id: owner.id,
+                tenant_id: owner.tenant_id,
+                roles: Vec::new(),
+                perms,
+                kind: TokenType::ApiKey,
+            };
             accounts::sign(&st, subject, st.config.api_key_token_ttl)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(TokenResponse { access_token, token_type: "Bearer", expires_in }))
+    Ok(HttpResponse::Ok().json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+    }))
 }
 
 /// The public keys that verify Fleetdesk access tokens (RFC 7517).
 #[utoipa::path(tag = "auth", responses((status = 200, description = "JWK set", body = Object)))]
 #[get("/.well-known/jwks.json")]
 pub(super) async fn jwks(state: Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().insert_header(("Cache-Control", "public, max-age=300")).json(state.keys.jwks())
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.keys.jwks())
 }
 
 #[cfg(test)]
@@ -634,9 +799,18 @@ mod tests {
     #[test]
     fn a_keys_wildcard_narrows_to_what_the_owner_still_holds() {
         let owner = Grants::new(vec!["ticket.read".into(), "user.read".into()]);
-        let perms = key_permissions(&["ticket.*".into(), "user.read".into(), "role.read".into()], &owner);
-        assert_eq!(perms, vec!["ticket.read".to_string(), "user.read".to_string()]);
+        let perms = key_permissions(
+            &["ticket.*".into(), "user.read".into(), "role.read".into()],
+            &owner,
+        );
+        assert_eq!(
+            perms,
+            vec!["ticket.read".to_string(), "user.read".to_string()]
+        );
         let admin = Grants::new(vec!["*".into()]);
-        assert_eq!(key_permissions(&["ticket.*".into()], &admin), vec!["ticket.*".to_string()]);
+        assert_eq!(
+            key_permissions(&["ticket.*".into()], &admin),
+            vec!["ticket.*".to_string()]
+        );
     }
 }

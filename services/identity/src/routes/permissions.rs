@@ -10,7 +10,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 pub(super) fn configure(cfg: &mut ServiceConfig) {
     // `/permissions/nodes` before `/permissions/{category}`.
-    cfg.service(list_permissions).service(list_permission_nodes).service(get_permission_category);
+    cfg.service(list_permissions)
+        .service(list_permission_nodes)
+        .service(get_permission_category);
 }
 
 /// Every permission node, by category.
@@ -39,9 +41,15 @@ async fn list_permission_nodes(_caller: Require<perm::RoleRead>) -> HttpResponse
     security(("bearer" = ["role.read"]))
 )]
 #[get("/permissions/{category}")]
-async fn get_permission_category(_caller: Require<perm::RoleRead>, key: Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_permission_category(
+    _caller: Require<perm::RoleRead>,
+    key: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let found = category(&key).ok_or_else(|| {
-        ApiError::not_found("permission_category_not_found", "no such permission category")
+        ApiError::not_found(
+            "permission_category_not_found",
+            "no such permission category",
+        )
     })?;
     Ok(HttpResponse::Ok().json(found))
 }

@@ -3,7 +3,7 @@
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use fleetdesk_auth::permissions::perm;
-use fleetdesk_store::{DbConn, new_id, transaction};
+use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
 use fleetdesk_web::{ApiError, Caller, FieldError, Json, Query, Require};
@@ -88,14 +88,25 @@ pub struct NewRole {
     security(("bearer" = ["role.create"]))
 )]
 #[post("/roles")]
-async fn create_role(state: Data<AppState>, caller: Require<perm::RoleCreate>, body: Json<NewRole>) -> Result<HttpResponse, ApiError> {
+async fn create_role(
+    state: Data<AppState>,
+    caller: Require<perm::RoleCreate>,
+    body: Json<NewRole>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
-    let moniker = names::role_moniker(&body.moniker).map_err(|m| errors.push(FieldError::new("moniker", m))).ok();
-    let title = names::role_title(&body.title).map_err(|m| errors.push(FieldError::new("title", m))).ok();
-    let description =
-        names::description(&body.description).map_err(|m| errors.push(FieldError::new("description", m))).ok();
-    let (Some(moniker), Some(title), Some(description), true) = (moniker, title, description, errors.is_empty()) else {
+    let moniker = names::role_moniker(&body.moniker)
+        .map_err(|m| errors.push(FieldError::new("moniker", m)))
+        .ok();
+    let title = names::role_title(&body.title)
+        .map_err(|m| errors.push(FieldError::new("title", m)))
+        .ok();
+    let description = names::description(&body.description)
+        .map_err(|m| errors.push(FieldError::new("description", m)))
+        .ok();
+    let (Some(moniker), Some(title), Some(description), true) =
+        (moniker, title, description, errors.is_empty())
+    else {
         return Err(ApiError::invalid(errors));
     };
     let permissions = parse_grants("permissions", &body.permissions)?;
@@ -104,26 +115,27 @@ async fn create_role(state: Data<AppState>, caller: Require<perm::RoleCreate>, b
     let now = state.clock.now().naive_utc();
     let view = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                if roles::find(conn, &tenant, &moniker)?.is_some() {
-                    return Err(ApiError::conflict("role_exists", format!("a role `{moniker}` already exists")));
-                }
-                let row = RoleRow {
-                    id: new_id(),
-                    tenant_id: tenant.clone(),
-                    moniker,
-                    title,
-                    description,
-                    permissions: list_to_json(&permissions),
-                    system: 0,
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                };
-                roles::insert(conn, &row)?;
-                Ok::<_, ApiError>(RoleView::from(row))
-            })
+        .transaction(move |conn| {
+            if roles::find(conn, &tenant, &moniker)?.is_some() {
+                return Err(ApiError::conflict(
+                    "role_exists",
+                    format!("a role `{moniker}` already exists"),
+                ));
+            }
+            let row = RoleRow {
+                id: new_id(),
+                tenant_id: tenant.clone(),
+                moniker,
+                title,
+                description,
+                permissions: list_to_json(&permissions),
+                system: 0,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            roles::insert(conn, &row)?;
+            Ok::<_, ApiError>(RoleView::from(row))
         })
         .await?;
     created(&view)
@@ -136,9 +148,16 @@ async fn create_role(state: Data<AppState>, caller: Require<perm::RoleCreate>, b
     security(("bearer" = ["role.read"]))
 )]
 #[get("/roles/{idOrMoniker}")]
-async fn get_role(state: Data<AppState>, caller: Require<perm::RoleRead>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_role(
+    state: Data<AppState>,
+    caller: Require<perm::RoleRead>,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
-    let view = state.db.run(move |conn| load(conn, &tenant, &id).map(RoleView::from)).await?;
+    let view = state
+        .db
+        .run(move |conn| load(conn, &tenant, &id).map(RoleView::from))
+        .await?;
     Ok(with_etag(&view, view.version))
 }
 
@@ -153,18 +172,30 @@ pub struct RoleUpdate {
 }
 
 /// Writes a role under `If-Match`, refusing changes to what system roles fix.
-fn write_role(conn: &mut DbConn, caller: &Caller, role: &RoleRow, if_match: &IfMatch, changes: RoleChanges) -> Result<RoleView, ApiError> {
+fn write_role(
+    conn: &mut DbConn,
+    caller: &Caller,
+    role: &RoleRow,
+    if_match: &IfMatch,
+    changes: RoleChanges,
+) -> Result<RoleView, ApiError> {
     if_match.check(role.version)?;
-    if role.system != 0 && (changes.moniker.is_some() || (role.moniker == ADMIN && changes.permissions.is_some())) {
+    if role.system != 0
+        && (changes.moniker.is_some() || (role.moniker == ADMIN && changes.permissions.is_some()))
+    {
         return Err(ApiError::conflict(
             "system_role",
             "system roles keep their moniker, and the admin role keeps its permissions",
         ));
     }
-    if let Some(moniker) = &changes.moniker {
-        if moniker != &role.moniker && roles::find(conn, &role.tenant_id, moniker)?.is_some() {
-            return Err(ApiError::conflict("role_exists", format!("a role `{moniker}` already exists")));
-        }
+    if let Some(moniker) = &changes.moniker
+        && moniker != &role.moniker
+        && roles::find(conn, &role.tenant_id, moniker)?.is_some()
+    {
+        return Err(ApiError::conflict(
+            "role_exists",
+            format!("a role `{moniker}` already exists"),
+        ));
     }
     // Changing a role changes what its holders may do: the editor must hold every node the
     // role will grant, and every node it grants now (or they could strip an admin-made role).
@@ -174,7 +205,9 @@ fn write_role(conn: &mut DbConn, caller: &Caller, role: &RoleRow, if_match: &IfM
     }
     let now = chrono::Utc::now().naive_utc();
     if !roles::update(conn, &role.id, role.version, &changes, now)? {
-        return Err(ApiError::stale_version("the role changed meanwhile; reload and retry"));
+        return Err(ApiError::stale_version(
+            "the role changed meanwhile; reload and retry",
+        ));
     }
     load(conn, &role.tenant_id, &role.id).map(RoleView::from)
 }
@@ -203,13 +236,19 @@ async fn update_role(
     let mut errors = Vec::new();
     let mut changes = RoleChanges::default();
     if let Some(m) = &body.moniker {
-        changes.moniker = names::role_moniker(m).map_err(|e| errors.push(FieldError::new("moniker", e))).ok();
+        changes.moniker = names::role_moniker(m)
+            .map_err(|e| errors.push(FieldError::new("moniker", e)))
+            .ok();
     }
     if let Some(t) = &body.title {
-        changes.title = names::role_title(t).map_err(|e| errors.push(FieldError::new("title", e))).ok();
+        changes.title = names::role_title(t)
+            .map_err(|e| errors.push(FieldError::new("title", e)))
+            .ok();
     }
     if let Some(d) = &body.description {
-        changes.description = names::description(d).map_err(|e| errors.push(FieldError::new("description", e))).ok();
+        changes.description = names::description(d)
+            .map_err(|e| errors.push(FieldError::new("description", e)))
+            .ok();
     }
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
@@ -221,7 +260,10 @@ async fn update_role(
     let id = id.into_inner();
     let view = state
         .db
-        .run(move |conn| transaction(conn, |conn| { let role = load(conn, &caller.tenant_id, &id)?; write_role(conn, &caller, &role, &if_match, changes) }))
+        .transaction(move |conn| {
+            let role = load(conn, &caller.tenant_id, &id)?;
+            write_role(conn, &caller, &role, &if_match, changes)
+        })
         .await?;
     Ok(with_etag(&view, view.version))
 }
@@ -233,19 +275,24 @@ async fn update_role(
     security(("bearer" = ["role.delete"]))
 )]
 #[delete("/roles/{idOrMoniker}")]
-async fn delete_role(state: Data<AppState>, caller: Require<perm::RoleDelete>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete_role(
+    state: Data<AppState>,
+    caller: Require<perm::RoleDelete>,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
     state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let role = load(conn, &tenant, &id)?;
-                if role.system != 0 {
-                    return Err(ApiError::conflict("system_role", "system roles cannot be deleted"));
-                }
-                roles::delete(conn, &role.id)?;
-                Ok::<_, ApiError>(())
-            })
+        .transaction(move |conn| {
+            let role = load(conn, &tenant, &id)?;
+            if role.system != 0 {
+                return Err(ApiError::conflict(
+                    "system_role",
+                    "system roles cannot be deleted",
+                ));
+            }
+            roles::delete(conn, &role.id)?;
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -257,24 +304,31 @@ pub struct PermissionList {
     pub permissions: Vec<String>,
 }
 
-async fn change_permissions(state: Data<AppState>, caller: Caller, id: String, body: PermissionList, add: bool) -> Result<HttpResponse, ApiError> {
+async fn change_permissions(
+    state: Data<AppState>,
+    caller: Caller,
+    id: String,
+    body: PermissionList,
+    add: bool,
+) -> Result<HttpResponse, ApiError> {
     let nodes = parse_grants("permissions", &body.permissions)?;
     let view = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let role = load(conn, &caller.tenant_id, &id)?;
-                let mut current = list_from_json(&role.permissions);
-                if add {
-                    current.extend(nodes);
-                } else {
-                    current.retain(|p| !nodes.contains(p));
-                }
-                current.sort();
-                current.dedup();
-                let changes = RoleChanges { permissions: Some(list_to_json(&current)), ..Default::default() };
-                write_role(conn, &caller, &role, &IfMatch::default(), changes)
-            })
+        .transaction(move |conn| {
+            let role = load(conn, &caller.tenant_id, &id)?;
+            let mut current = list_from_json(&role.permissions);
+            if add {
+                current.extend(nodes);
+            } else {
+                current.retain(|p| !nodes.contains(p));
+            }
+            current.sort();
+            current.dedup();
+            let changes = RoleChanges {
+                permissions: Some(list_to_json(&current)),
+                ..Default::default()
+            };
+            write_role(conn, &caller, &role, &IfMatch::default(), changes)
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -293,7 +347,14 @@ async fn add_role_permissions(
     id: Path<String>,
     body: Json<PermissionList>,
 ) -> Result<HttpResponse, ApiError> {
-    change_permissions(state, caller.into_inner(), id.into_inner(), body.into_inner(), true).await
+    change_permissions(
+        state,
+        caller.into_inner(),
+        id.into_inner(),
+        body.into_inner(),
+        true,
+    )
+    .await
 }
 
 /// Remove permission nodes from a role.
@@ -309,7 +370,14 @@ async fn remove_role_permissions(
     id: Path<String>,
     body: Json<PermissionList>,
 ) -> Result<HttpResponse, ApiError> {
-    change_permissions(state, caller.into_inner(), id.into_inner(), body.into_inner(), false).await
+    change_permissions(
+        state,
+        caller.into_inner(),
+        id.into_inner(),
+        body.into_inner(),
+        false,
+    )
+    .await
 }
 
 /// The users holding a role.

@@ -3,7 +3,6 @@
 use actix_web::web::Data;
 use actix_web::{HttpResponse, get, patch};
 use fleetdesk_auth::permissions::perm;
-use fleetdesk_store::transaction;
 use fleetdesk_web::version::{IfMatch, with_etag};
 use fleetdesk_web::{ApiError, Json, Require};
 use serde::Deserialize;
@@ -29,11 +28,18 @@ fn tenant_not_found() -> ApiError {
 /// Your tenant.
 #[utoipa::path(tag = "tenants", responses((status = 200, body = TenantView)), security(("bearer" = ["tenant.read"])))]
 #[get("/tenants/current")]
-async fn get_tenant(state: Data<AppState>, caller: Require<perm::TenantRead>) -> Result<HttpResponse, ApiError> {
+async fn get_tenant(
+    state: Data<AppState>,
+    caller: Require<perm::TenantRead>,
+) -> Result<HttpResponse, ApiError> {
     let tenant = caller.tenant_id.clone();
     let view = state
         .db
-        .run(move |conn| tenants::find(conn, &tenant)?.map(TenantView::from).ok_or_else(tenant_not_found))
+        .run(move |conn| {
+            tenants::find(conn, &tenant)?
+                .map(TenantView::from)
+                .ok_or_else(tenant_not_found)
+        })
         .await?;
     Ok(with_etag(&view, view.version))
 }
@@ -62,13 +68,21 @@ async fn update_tenant(
     body: Json<TenantUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let name = body.name.as_deref().map(names::tenant_name).transpose().map_err(|m| ApiError::invalid_field("name", m))?;
+    let name = body
+        .name
+        .as_deref()
+        .map(names::tenant_name)
+        .transpose()
+        .map_err(|m| ApiError::invalid_field("name", m))?;
     let settings = match body.settings {
         None => None,
         Some(v @ serde_json::Value::Object(_)) => {
             let text = v.to_string();
             if text.len() > MAX_SETTINGS_BYTES {
-                return Err(ApiError::invalid_field("settings", "must be at most 16 KiB"));
+                return Err(ApiError::invalid_field(
+                    "settings",
+                    "must be at most 16 KiB",
+                ));
             }
             Some(text)
         }
@@ -78,17 +92,19 @@ async fn update_tenant(
     let now = state.clock.now().naive_utc();
     let view = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let row = tenants::find(conn, &tenant)?.ok_or_else(tenant_not_found)?;
-                if_match.check(row.version)?;
-                let name = name.unwrap_or(row.name);
-                let settings = settings.unwrap_or(row.settings);
-                if !tenants::update(conn, &tenant, row.version, &name, &settings, now)? {
-                    return Err(ApiError::stale_version("the tenant changed meanwhile; reload and retry"));
-                }
-                tenants::find(conn, &tenant)?.map(TenantView::from).ok_or_else(tenant_not_found)
-            })
+        .transaction(move |conn| {
+            let row = tenants::find(conn, &tenant)?.ok_or_else(tenant_not_found)?;
+            if_match.check(row.version)?;
+            let name = name.unwrap_or(row.name);
+            let settings = settings.unwrap_or(row.settings);
+            if !tenants::update(conn, &tenant, row.version, &name, &settings, now)? {
+                return Err(ApiError::stale_version(
+                    "the tenant changed meanwhile; reload and retry",
+                ));
+            }
+            tenants::find(conn, &tenant)?
+                .map(TenantView::from)
+                .ok_or_else(tenant_not_found)
         })
         .await?;
     Ok(with_etag(&view, view.version))

@@ -3,9 +3,9 @@
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use chrono::Utc;
-use fleetdesk_auth::permissions::perm;
 use fleetdesk_auth::Grants;
-use fleetdesk_store::{DbConn, new_id, transaction};
+use fleetdesk_auth::permissions::perm;
+use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
 use fleetdesk_web::{ApiError, Caller, FieldError, Json, Query, Require};
@@ -16,8 +16,8 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::{created, user_not_found};
 use crate::AppState;
 use crate::accounts::{
-    INVITE_TTL, effective_permissions, ensure_covered, ensure_not_last_admin, parse_grants, resolve_roles,
-    role_grants, start_password_reset, user_view, user_views,
+    INVITE_TTL, effective_permissions, ensure_covered, ensure_not_last_admin, parse_grants,
+    resolve_roles, role_grants, start_password_reset, user_view, user_views,
 };
 use crate::domain::email::Email;
 use crate::domain::secrets::{random_token, sha256_hex};
@@ -77,7 +77,11 @@ fn profile_changes(body: &ProfileChanges) -> Result<UserChanges, ApiError> {
         Some(None) => changes.avatar_url = Some(None),
         None => {}
     }
-    if errors.is_empty() { Ok(changes) } else { Err(ApiError::invalid(errors)) }
+    if errors.is_empty() {
+        Ok(changes)
+    } else {
+        Err(ApiError::invalid(errors))
+    }
 }
 
 /// Writes changes to a user under `If-Match`, answering the new view with its `ETag`.
@@ -92,7 +96,9 @@ fn write_user(
     let now = Utc::now().naive_utc();
     if !users::update(conn, &user.tenant_id, &user.id, user.version, changes, now)? {
         // Someone wrote between our read and our write.
-        return Err(ApiError::stale_version("the user changed meanwhile; reload and retry"));
+        return Err(ApiError::stale_version(
+            "the user changed meanwhile; reload and retry",
+        ));
     }
     if let Some(role_ids) = roles {
         users::set_roles(conn, &user.tenant_id, &user.id, role_ids)?;
@@ -108,9 +114,18 @@ fn write_user(
     security(("bearer" = ["user.read"]))
 )]
 #[get("/users/me")]
-async fn get_me(state: Data<AppState>, caller: Require<perm::UserRead>) -> Result<HttpResponse, ApiError> {
+async fn get_me(
+    state: Data<AppState>,
+    caller: Require<perm::UserRead>,
+) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), caller.subject.clone());
-    let view = state.db.run(move |conn| { let row = load(conn, &tenant, &id)?; user_view(conn, row) }).await?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let row = load(conn, &tenant, &id)?;
+            user_view(conn, row)
+        })
+        .await?;
     Ok(with_etag(&view, view.version))
 }
 
@@ -132,7 +147,10 @@ async fn update_me(
     let (tenant, id) = (caller.tenant_id.clone(), caller.subject.clone());
     let view = state
         .db
-        .run(move |conn| transaction(conn, |conn| { let row = load(conn, &tenant, &id)?; write_user(conn, &row, &if_match, &changes, None) }))
+        .transaction(move |conn| {
+            let row = load(conn, &tenant, &id)?;
+            write_user(conn, &row, &if_match, &changes, None)
+        })
         .await?;
     Ok(with_etag(&view, view.version))
 }
@@ -159,7 +177,8 @@ async fn change_password(
     let body = body.into_inner();
     let (tenant, id) = (caller.tenant_id.clone(), caller.subject.clone());
     let user = state.db.run(move |conn| load(conn, &tenant, &id)).await?;
-    password::check_policy(&body.new_password, &user.email).map_err(|m| ApiError::invalid_field("newPassword", m))?;
+    password::check_policy(&body.new_password, &user.email)
+        .map_err(|m| ApiError::invalid_field("newPassword", m))?;
     let stored = user.password_hash.clone().unwrap_or_default();
     let (current, new) = (body.current_password, body.new_password);
     let new_hash = state
@@ -170,15 +189,19 @@ async fn change_password(
     let now = state.clock.now().naive_utc();
     state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let changes = UserChanges { password_hash: Some(Some(new_hash)), ..Default::default() };
-                if !users::update(conn, &user.tenant_id, &user.id, user.version, &changes, now)? {
-                    return Err(ApiError::conflict("concurrent_change", "your account changed meanwhile; retry"));
-                }
-                refresh_tokens::revoke_user(conn, &user.id, now)?;
-                Ok::<_, ApiError>(())
-            })
+        .transaction(move |conn| {
+            let changes = UserChanges {
+                password_hash: Some(Some(new_hash)),
+                ..Default::default()
+            };
+            if !users::update(conn, &user.tenant_id, &user.id, user.version, &changes, now)? {
+                return Err(ApiError::conflict(
+                    "concurrent_change",
+                    "your account changed meanwhile; retry",
+                ));
+            }
+            refresh_tokens::revoke_user(conn, &user.id, now)?;
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -193,12 +216,18 @@ pub struct CheckPermissions {
 
 fn check(grants: &Grants, body: CheckPermissions) -> Result<PermissionCheck, ApiError> {
     if body.permissions.len() > 100 {
-        return Err(ApiError::invalid_field("permissions", "at most 100 nodes at once"));
+        return Err(ApiError::invalid_field(
+            "permissions",
+            "at most 100 nodes at once",
+        ));
     }
     let results = body
         .permissions
         .into_iter()
-        .map(|p| PermissionResult { has_permission: grants.allows(&p), permission: p })
+        .map(|p| PermissionResult {
+            has_permission: grants.allows(&p),
+            permission: p,
+        })
         .collect();
     Ok(PermissionCheck { results })
 }
@@ -212,7 +241,13 @@ async fn check_my_permissions(
     body: Json<CheckPermissions>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), caller.subject.clone());
-    let grants = state.db.run(move |conn| { let row = load(conn, &tenant, &id)?; effective_permissions(conn, &row) }).await?;
+    let grants = state
+        .db
+        .run(move |conn| {
+            let row = load(conn, &tenant, &id)?;
+            effective_permissions(conn, &row)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(check(&Grants::new(grants), body.into_inner())?))
 }
 
@@ -246,24 +281,34 @@ async fn list_users(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let page = Page::new(query.page, query.limit)?;
-    if let Some(s) = &query.status {
-        if !matches!(s.as_str(), "active" | "deactivated") {
-            return Err(ApiError::invalid_field("status", "must be active or deactivated"));
-        }
+    if let Some(s) = &query.status
+        && !matches!(s.as_str(), "active" | "deactivated")
+    {
+        return Err(ApiError::invalid_field(
+            "status",
+            "must be active or deactivated",
+        ));
     }
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
-        return Err(ApiError::invalid_field("q", "must be at most 200 characters"));
+        return Err(ApiError::invalid_field(
+            "q",
+            "must be at most 200 characters",
+        ));
     }
     let filter = UserFilter {
         role: query.role,
         status: query.status,
-        q: query.q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()),
+        q: query
+            .q
+            .map(|q| q.trim().to_owned())
+            .filter(|q| !q.is_empty()),
     };
     let tenant = caller.tenant_id.clone();
     let list = state
         .db
         .run(move |conn| {
-            let (rows, total) = users::list(conn, &tenant, &filter, page.offset(), page.limit_i64())?;
+            let (rows, total) =
+                users::list(conn, &tenant, &filter, page.offset(), page.limit_i64())?;
             Ok::<_, ApiError>(page.wrap(user_views(conn, rows)?, total))
         })
         .await?;
@@ -272,7 +317,11 @@ async fn list_users(
 
 /// Reading another user needs `user.read.other`; reading yourself only `user.read`.
 fn require_read(caller: &Caller, id: &str) -> Result<(), ApiError> {
-    if caller.subject == id { caller.require("user.read") } else { caller.require("user.read.other") }
+    if caller.subject == id {
+        caller.require("user.read")
+    } else {
+        caller.require("user.read.other")
+    }
 }
 
 /// One user of the tenant.
@@ -282,10 +331,20 @@ fn require_read(caller: &Caller, id: &str) -> Result<(), ApiError> {
     security(("bearer" = ["user.read.other"]))
 )]
 #[get("/users/{id}")]
-async fn get_user(state: Data<AppState>, caller: Caller, id: Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get_user(
+    state: Data<AppState>,
+    caller: Caller,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     require_read(&caller, &id)?;
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
-    let view = state.db.run(move |conn| { let row = load(conn, &tenant, &id)?; user_view(conn, row) }).await?;
+    let view = state
+        .db
+        .run(move |conn| {
+            let row = load(conn, &tenant, &id)?;
+            user_view(conn, row)
+        })
+        .await?;
     Ok(with_etag(&view, view.version))
 }
 
@@ -334,8 +393,15 @@ async fn update_user(
     if body.permissions.is_some() {
         caller.require("user.permissions.other")?;
     }
-    let mut changes = profile_changes(&ProfileChanges { name: body.name.clone(), avatar_url: body.avatar_url.clone() })?;
-    let permissions = body.permissions.as_deref().map(|p| parse_grants("permissions", p)).transpose()?;
+    let mut changes = profile_changes(&ProfileChanges {
+        name: body.name.clone(),
+        avatar_url: body.avatar_url.clone(),
+    })?;
+    let permissions = body
+        .permissions
+        .as_deref()
+        .map(|p| parse_grants("permissions", p))
+        .transpose()?;
     if let Some(p) = &permissions {
         ensure_covered(&caller.grants, p)?;
         changes.permissions = Some(list_to_json(p));
@@ -344,23 +410,23 @@ async fn update_user(
     let id = id.into_inner();
     let view = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let user = load(conn, &caller.tenant_id, &id)?;
-                let role_ids = match &body.roles {
-                    None => None,
-                    Some(names) => {
-                        let wanted = resolve_roles(conn, &caller.tenant_id, "roles", names)?;
-                        ensure_covered(&caller.grants, &role_grants(&wanted))?;
-                        let keeps_admin = wanted.iter().any(|r| r.moniker == crate::domain::system_roles::ADMIN);
-                        if !keeps_admin {
-                            ensure_not_last_admin(conn, &caller.tenant_id, &user.id)?;
-                        }
-                        Some(wanted.into_iter().map(|r| r.id).collect::<Vec<_>>())
+        .transaction(move |conn| {
+            let user = load(conn, &caller.tenant_id, &id)?;
+            let role_ids = match &body.roles {
+                None => None,
+                Some(names) => {
+                    let wanted = resolve_roles(conn, &caller.tenant_id, "roles", names)?;
+                    ensure_covered(&caller.grants, &role_grants(&wanted))?;
+                    let keeps_admin = wanted
+                        .iter()
+                        .any(|r| r.moniker == crate::domain::system_roles::ADMIN);
+                    if !keeps_admin {
+                        ensure_not_last_admin(conn, &caller.tenant_id, &user.id)?;
                     }
-                };
-                write_user(conn, &user, &if_match, &changes, role_ids.as_deref())
-            })
+                    Some(wanted.into_iter().map(|r| r.id).collect::<Vec<_>>())
+                }
+            };
+            write_user(conn, &user, &if_match, &changes, role_ids.as_deref())
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -377,46 +443,64 @@ async fn update_user(
     security(("bearer" = ["user.delete.other"]))
 )]
 #[delete("/users/{id}")]
-async fn delete_user(state: Data<AppState>, caller: Require<perm::UserDeleteOther>, id: Path<String>) -> Result<HttpResponse, ApiError> {
-    let (tenant, me, id) = (caller.tenant_id.clone(), caller.subject.clone(), id.into_inner());
+async fn delete_user(
+    state: Data<AppState>,
+    caller: Require<perm::UserDeleteOther>,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant, me, id) = (
+        caller.tenant_id.clone(),
+        caller.subject.clone(),
+        id.into_inner(),
+    );
     state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let user = load(conn, &tenant, &id)?;
-                if user.id == me {
-                    return Err(ApiError::conflict("cannot_delete_self", "you cannot delete your own account"));
-                }
-                ensure_not_last_admin(conn, &tenant, &user.id)?;
-                users::delete(conn, &tenant, &user.id)?;
-                Ok::<_, ApiError>(())
-            })
+        .transaction(move |conn| {
+            let user = load(conn, &tenant, &id)?;
+            if user.id == me {
+                return Err(ApiError::conflict(
+                    "cannot_delete_self",
+                    "you cannot delete your own account",
+                ));
+            }
+            ensure_not_last_admin(conn, &tenant, &user.id)?;
+            users::delete(conn, &tenant, &user.id)?;
+            Ok::<_, ApiError>(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn set_status(state: Data<AppState>, caller: Caller, id: String, status: &'static str) -> Result<HttpResponse, ApiError> {
+async fn set_status(
+    state: Data<AppState>,
+    caller: Caller,
+    id: String,
+    status: &'static str,
+) -> Result<HttpResponse, ApiError> {
     let (tenant, me) = (caller.tenant_id.clone(), caller.subject.clone());
     let now = state.clock.now().naive_utc();
     let view = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let user = load(conn, &tenant, &id)?;
-                if status == "deactivated" {
-                    if user.id == me {
-                        return Err(ApiError::conflict("cannot_deactivate_self", "you cannot deactivate your own account"));
-                    }
-                    ensure_not_last_admin(conn, &tenant, &user.id)?;
-                    refresh_tokens::revoke_user(conn, &user.id, now)?;
+        .transaction(move |conn| {
+            let user = load(conn, &tenant, &id)?;
+            if status == "deactivated" {
+                if user.id == me {
+                    return Err(ApiError::conflict(
+                        "cannot_deactivate_self",
+                        "you cannot deactivate your own account",
+                    ));
                 }
-                if user.status == status {
-                    return user_view(conn, user);
-                }
-                let changes = UserChanges { status: Some(status.into()), ..Default::default() };
-                write_user(conn, &user, &IfMatch::default(), &changes, None)
-            })
+                ensure_not_last_admin(conn, &tenant, &user.id)?;
+                refresh_tokens::revoke_user(conn, &user.id, now)?;
+            }
+            if user.status == status {
+                return user_view(conn, user);
+            }
+            let changes = UserChanges {
+                status: Some(status.into()),
+                ..Default::default()
+            };
+            write_user(conn, &user, &IfMatch::default(), &changes, None)
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -429,7 +513,11 @@ async fn set_status(state: Data<AppState>, caller: Caller, id: String, status: &
     security(("bearer" = ["user.deactivate"]))
 )]
 #[post("/users/{id}/deactivate")]
-async fn deactivate_user(state: Data<AppState>, caller: Require<perm::UserDeactivate>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+async fn deactivate_user(
+    state: Data<AppState>,
+    caller: Require<perm::UserDeactivate>,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     set_status(state, caller.into_inner(), id.into_inner(), "deactivated").await
 }
 
@@ -440,7 +528,11 @@ async fn deactivate_user(state: Data<AppState>, caller: Require<perm::UserDeacti
     security(("bearer" = ["user.deactivate"]))
 )]
 #[post("/users/{id}/reactivate")]
-async fn reactivate_user(state: Data<AppState>, caller: Require<perm::UserDeactivate>, id: Path<String>) -> Result<HttpResponse, ApiError> {
+async fn reactivate_user(
+    state: Data<AppState>,
+    caller: Require<perm::UserDeactivate>,
+    id: Path<String>,
+) -> Result<HttpResponse, ApiError> {
     set_status(state, caller.into_inner(), id.into_inner(), "active").await
 }
 
@@ -460,14 +552,15 @@ async fn reset_user_password(
     let now = state.clock.now();
     let reset = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                let user = load(conn, &tenant, &id)?;
-                if user.status != "active" {
-                    return Err(ApiError::conflict("user_deactivated", "reactivate the user first"));
-                }
-                start_password_reset(conn, &user, now)
-            })
+        .transaction(move |conn| {
+            let user = load(conn, &tenant, &id)?;
+            if user.status != "active" {
+                return Err(ApiError::conflict(
+                    "user_deactivated",
+                    "reactivate the user first",
+                ));
+            }
+            start_password_reset(conn, &user, now)
         })
         .await?;
     state.resets.deliver(reset);
@@ -491,7 +584,12 @@ async fn get_user_roles(
         .db
         .run(move |conn| {
             let user = load(conn, &tenant, &id)?;
-            Ok::<_, ApiError>(roles::of_user(conn, &user.id)?.into_iter().map(RoleView::from).collect())
+            Ok::<_, ApiError>(
+                roles::of_user(conn, &user.id)?
+                    .into_iter()
+                    .map(RoleView::from)
+                    .collect(),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))
@@ -511,7 +609,13 @@ async fn check_user_permissions(
     body: Json<CheckPermissions>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
-    let grants = state.db.run(move |conn| { let row = load(conn, &tenant, &id)?; effective_permissions(conn, &row) }).await?;
+    let grants = state
+        .db
+        .run(move |conn| {
+            let row = load(conn, &tenant, &id)?;
+            effective_permissions(conn, &row)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(check(&Grants::new(grants), body.into_inner())?))
 }
 
@@ -532,11 +636,19 @@ pub struct InviteRequest {
     security(("bearer" = ["user.invite"]))
 )]
 #[post("/users/invite")]
-async fn invite_user(state: Data<AppState>, caller: Require<perm::UserInvite>, body: Json<InviteRequest>) -> Result<HttpResponse, ApiError> {
+async fn invite_user(
+    state: Data<AppState>,
+    caller: Require<perm::UserInvite>,
+    body: Json<InviteRequest>,
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
-    let email = Email::parse(&body.email).map_err(|m| errors.push(FieldError::new("email", m))).ok();
-    let name = names::person_name(&body.name).map_err(|m| errors.push(FieldError::new("name", m))).ok();
+    let email = Email::parse(&body.email)
+        .map_err(|m| errors.push(FieldError::new("email", m)))
+        .ok();
+    let name = names::person_name(&body.name)
+        .map_err(|m| errors.push(FieldError::new("name", m)))
+        .ok();
     if body.roles.len() > 20 {
         errors.push(FieldError::new("roles", "at most 20 roles"));
     }
@@ -547,36 +659,37 @@ async fn invite_user(state: Data<AppState>, caller: Require<perm::UserInvite>, b
     let now = state.clock.now();
     let view = state
         .db
-        .run(move |conn| {
-            transaction(conn, |conn| {
-                if users::find_by_email(conn, email.as_str())?.is_some() {
-                    return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
-                }
-                let roles = resolve_roles(conn, &caller.tenant_id, "roles", &body.roles)?;
-                ensure_covered(&caller.grants, &role_grants(&roles))?;
-                let monikers: Vec<String> = roles.into_iter().map(|r| r.moniker).collect();
-                let token = random_token(32);
-                let row = InviteRow {
-                    id: new_id(),
-                    tenant_id: caller.tenant_id.clone(),
-                    email: email.as_str().to_owned(),
-                    name: name.clone(),
-                    roles: list_to_json(&monikers),
-                    token_hash: sha256_hex(&token),
-                    invited_by: caller.subject.clone(),
-                    expires_at: (now + INVITE_TTL).naive_utc(),
-                    accepted_at: None,
-                    created_at: now.naive_utc(),
-                };
-                invites::insert(conn, &row)?;
-                Ok::<_, ApiError>(InviteView {
-                    id: row.id,
-                    email: row.email,
-                    name: row.name,
-                    roles: monikers,
-                    token,
-                    expires_at: now + INVITE_TTL,
-                })
+        .transaction(move |conn| {
+            if users::find_by_email(conn, email.as_str())?.is_some() {
+                return Err(ApiError::conflict(
+                    "email_taken",
+                    "an account with this email already exists",
+                ));
+            }
+            let roles = resolve_roles(conn, &caller.tenant_id, "roles", &body.roles)?;
+            ensure_covered(&caller.grants, &role_grants(&roles))?;
+            let monikers: Vec<String> = roles.into_iter().map(|r| r.moniker).collect();
+            let token = random_token(32);
+            let row = InviteRow {
+                id: new_id(),
+                tenant_id: caller.tenant_id.clone(),
+                email: email.as_str().to_owned(),
+                name: name.clone(),
+                roles: list_to_json(&monikers),
+                token_hash: sha256_hex(&token),
+                invited_by: caller.subject.clone(),
+                expires_at: (now + INVITE_TTL).naive_utc(),
+                accepted_at: None,
+                created_at: now.naive_utc(),
+            };
+            invites::insert(conn, &row)?;
+            Ok::<_, ApiError>(InviteView {
+                id: row.id,
+                email: row.email,
+                name: row.name,
+                roles: monikers,
+                token,
+                expires_at: now + INVITE_TTL,
             })
         })
         .await?;

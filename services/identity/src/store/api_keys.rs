@@ -23,11 +23,17 @@ pub struct ApiKeyRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &ApiKeyRow) -> QueryResult<()> {
-    diesel::insert_into(api_keys::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(api_keys::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find_by_prefix(conn: &mut DbConn, prefix: &str) -> QueryResult<Option<ApiKeyRow>> {
-    api_keys::table.filter(api_keys::prefix.eq(prefix)).first(conn).optional()
+    api_keys::table
+        .filter(api_keys::prefix.eq(prefix))
+        .first(conn)
+        .optional()
 }
 
 pub fn find(conn: &mut DbConn, tenant_id: &str, id: &str) -> QueryResult<Option<ApiKeyRow>> {
@@ -47,7 +53,9 @@ pub fn list(
     limit: i64,
 ) -> QueryResult<(Vec<ApiKeyRow>, i64)> {
     let query = || {
-        let mut q = api_keys::table.filter(api_keys::tenant_id.eq(tenant_id)).into_boxed();
+        let mut q = api_keys::table
+            .filter(api_keys::tenant_id.eq(tenant_id))
+            .into_boxed();
         if let Some(user) = user_id {
             q = q.filter(api_keys::user_id.eq(user));
         }
@@ -63,9 +71,14 @@ pub fn list(
 }
 
 pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<()> {
-    diesel::delete(api_keys::table.find(id)).execute(conn).map(drop)
+    diesel::delete(api_keys::table.find(id))
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn record_use(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(api_keys::table.find(id)).set(api_keys::last_used_at.eq(now)).execute(conn).map(drop)
+    diesel::update(api_keys::table.find(id))
+        .set(api_keys::last_used_at.eq(now))
+        .execute(conn)
+        .map(drop)
 }

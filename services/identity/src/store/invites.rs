@@ -23,17 +23,27 @@ pub struct InviteRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &InviteRow) -> QueryResult<()> {
-    diesel::insert_into(invites::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(invites::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<InviteRow>> {
-    invites::table.filter(invites::token_hash.eq(hash)).first(conn).optional()
+    invites::table
+        .filter(invites::token_hash.eq(hash))
+        .first(conn)
+        .optional()
 }
 
 /// Marks the invite accepted, only once; false when it already was.
 pub fn accept(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
-    let n = diesel::update(invites::table.filter(invites::id.eq(id)).filter(invites::accepted_at.is_null()))
-        .set(invites::accepted_at.eq(now))
-        .execute(conn)?;
+    let n = diesel::update(
+        invites::table
+            .filter(invites::id.eq(id))
+            .filter(invites::accepted_at.is_null()),
+    )
+    .set(invites::accepted_at.eq(now))
+    .execute(conn)?;
     Ok(n == 1)
 }

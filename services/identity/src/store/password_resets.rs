@@ -20,17 +20,25 @@ pub struct PasswordResetRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &PasswordResetRow) -> QueryResult<()> {
-    diesel::insert_into(password_resets::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(password_resets::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<PasswordResetRow>> {
-    password_resets::table.filter(password_resets::token_hash.eq(hash)).first(conn).optional()
+    password_resets::table
+        .filter(password_resets::token_hash.eq(hash))
+        .first(conn)
+        .optional()
 }
 
 /// Marks the token used, only once; false when it already was.
 pub fn mark_used(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
     let n = diesel::update(
-        password_resets::table.filter(password_resets::id.eq(id)).filter(password_resets::used_at.is_null()),
+        password_resets::table
+            .filter(password_resets::id.eq(id))
+            .filter(password_resets::used_at.is_null()),
     )
     .set(password_resets::used_at.eq(now))
     .execute(conn)?;

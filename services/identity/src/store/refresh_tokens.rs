@@ -22,17 +22,25 @@ pub struct RefreshTokenRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &RefreshTokenRow) -> QueryResult<()> {
-    diesel::insert_into(refresh_tokens::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(refresh_tokens::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find_by_hash(conn: &mut DbConn, hash: &str) -> QueryResult<Option<RefreshTokenRow>> {
-    refresh_tokens::table.filter(refresh_tokens::token_hash.eq(hash)).first(conn).optional()
+    refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .first(conn)
+        .optional()
 }
 
 /// Marks the token used, only if nobody else did first; false means it was already used.
 pub fn mark_used(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<bool> {
     let n = diesel::update(
-        refresh_tokens::table.filter(refresh_tokens::id.eq(id)).filter(refresh_tokens::used_at.is_null()),
+        refresh_tokens::table
+            .filter(refresh_tokens::id.eq(id))
+            .filter(refresh_tokens::used_at.is_null()),
     )
     .set(refresh_tokens::used_at.eq(now))
     .execute(conn)?;

@@ -34,20 +34,39 @@ pub struct RoleChanges {
 }
 
 pub fn insert(conn: &mut DbConn, row: &RoleRow) -> QueryResult<()> {
-    diesel::insert_into(roles::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(roles::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 /// The tenant's role with this id or moniker.
-pub fn find(conn: &mut DbConn, tenant_id: &str, id_or_moniker: &str) -> QueryResult<Option<RoleRow>> {
+pub fn find(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    id_or_moniker: &str,
+) -> QueryResult<Option<RoleRow>> {
     roles::table
         .filter(roles::tenant_id.eq(tenant_id))
-        .filter(roles::id.eq(id_or_moniker).or(roles::moniker.eq(id_or_moniker)))
+        .filter(
+            roles::id
+                .eq(id_or_moniker)
+                .or(roles::moniker.eq(id_or_moniker)),
+        )
         .first(conn)
         .optional()
 }
 
-pub fn list(conn: &mut DbConn, tenant_id: &str, offset: i64, limit: i64) -> QueryResult<(Vec<RoleRow>, i64)> {
-    let total = roles::table.filter(roles::tenant_id.eq(tenant_id)).count().get_result(conn)?;
+pub fn list(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<RoleRow>, i64)> {
+    let total = roles::table
+        .filter(roles::tenant_id.eq(tenant_id))
+        .count()
+        .get_result(conn)?;
     let rows = roles::table
         .filter(roles::tenant_id.eq(tenant_id))
         .order((roles::system.desc(), roles::moniker.asc()))
@@ -75,19 +94,37 @@ pub fn update(
     changes: &RoleChanges,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let n = diesel::update(roles::table.filter(roles::id.eq(id)).filter(roles::version.eq(expected)))
-        .set((changes, roles::version.eq(expected + 1), roles::updated_at.eq(now)))
-        .execute(conn)?;
+    let n = diesel::update(
+        roles::table
+            .filter(roles::id.eq(id))
+            .filter(roles::version.eq(expected)),
+    )
+    .set((
+        changes,
+        roles::version.eq(expected + 1),
+        roles::updated_at.eq(now),
+    ))
+    .execute(conn)?;
     Ok(n == 1)
 }
 
 pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<()> {
-    diesel::delete(roles::table.find(id)).execute(conn).map(drop)
+    diesel::delete(roles::table.find(id))
+        .execute(conn)
+        .map(drop)
 }
 
 /// One page of the users holding a role, and their count.
-pub fn users_with(conn: &mut DbConn, role_id: &str, offset: i64, limit: i64) -> QueryResult<(Vec<UserRow>, i64)> {
-    let total = user_roles::table.filter(user_roles::role_id.eq(role_id)).count().get_result(conn)?;
+pub fn users_with(
+    conn: &mut DbConn,
+    role_id: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<UserRow>, i64)> {
+    let total = user_roles::table
+        .filter(user_roles::role_id.eq(role_id))
+        .count()
+        .get_result(conn)?;
     let rows = user_roles::table
         .inner_join(users::table)
         .filter(user_roles::role_id.eq(role_id))

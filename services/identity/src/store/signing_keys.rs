@@ -17,13 +17,20 @@ pub struct SigningKeyRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &SigningKeyRow) -> QueryResult<()> {
-    diesel::insert_into(signing_keys::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(signing_keys::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 /// Keys not retired, or retired after `since` (their tokens may still be live), newest first.
 pub fn published(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<SigningKeyRow>> {
     signing_keys::table
-        .filter(signing_keys::retired_at.is_null().or(signing_keys::retired_at.gt(since)))
+        .filter(
+            signing_keys::retired_at
+                .is_null()
+                .or(signing_keys::retired_at.gt(since)),
+        )
         .order(signing_keys::created_at.desc())
         .load(conn)
 }

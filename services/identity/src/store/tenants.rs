@@ -19,7 +19,10 @@ pub struct TenantRow {
 }
 
 pub fn insert(conn: &mut DbConn, row: &TenantRow) -> QueryResult<()> {
-    diesel::insert_into(tenants::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(tenants::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find(conn: &mut DbConn, id: &str) -> QueryResult<Option<TenantRow>> {
@@ -39,13 +42,17 @@ pub fn update(
     settings: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let n = diesel::update(tenants::table.filter(tenants::id.eq(id)).filter(tenants::version.eq(expected)))
-        .set((
-            tenants::name.eq(name),
-            tenants::settings.eq(settings),
-            tenants::version.eq(expected + 1),
-            tenants::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let n = diesel::update(
+        tenants::table
+            .filter(tenants::id.eq(id))
+            .filter(tenants::version.eq(expected)),
+    )
+    .set((
+        tenants::name.eq(name),
+        tenants::settings.eq(settings),
+        tenants::version.eq(expected + 1),
+        tenants::updated_at.eq(now),
+    ))
+    .execute(conn)?;
     Ok(n == 1)
 }

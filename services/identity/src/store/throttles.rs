@@ -30,11 +30,15 @@ pub fn save(conn: &mut DbConn, row: &ThrottleRow) -> QueryResult<()> {
         ))
         .execute(conn)?;
     if n == 0 {
-        diesel::insert_into(login_throttles::table).values(row).execute(conn)?;
+        diesel::insert_into(login_throttles::table)
+            .values(row)
+            .execute(conn)?;
     }
     Ok(())
 }
 
 pub fn clear(conn: &mut DbConn, key: &str) -> QueryResult<()> {
-    diesel::delete(login_throttles::table.find(key)).execute(conn).map(drop)
+    diesel::delete(login_throttles::table.find(key))
+        .execute(conn)
+        .map(drop)
 }

@@ -47,7 +47,10 @@ pub struct UserFilter {
 }
 
 pub fn insert(conn: &mut DbConn, row: &UserRow) -> QueryResult<()> {
-    diesel::insert_into(users::table).values(row).execute(conn).map(drop)
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn find(conn: &mut DbConn, tenant_id: &str, id: &str) -> QueryResult<Option<UserRow>> {
@@ -59,11 +62,16 @@ pub fn find(conn: &mut DbConn, tenant_id: &str, id: &str) -> QueryResult<Option<
 }
 
 pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<UserRow>> {
-    users::table.filter(users::email.eq(email)).first(conn).optional()
+    users::table
+        .filter(users::email.eq(email))
+        .first(conn)
+        .optional()
 }
 
 fn filtered<'a>(tenant_id: &'a str, filter: &'a UserFilter) -> users::BoxedQuery<'a, MultiBackend> {
-    let mut query = users::table.filter(users::tenant_id.eq(tenant_id)).into_boxed();
+    let mut query = users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .into_boxed();
     if let Some(status) = &filter.status {
         query = query.filter(users::status.eq(status));
     }
@@ -118,7 +126,11 @@ pub fn update(
         .filter(users::id.eq(id))
         .filter(users::version.eq(expected));
     let n = diesel::update(target)
-        .set((changes, users::version.eq(expected + 1), users::updated_at.eq(now)))
+        .set((
+            changes,
+            users::version.eq(expected + 1),
+            users::updated_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(n == 1)
 }
@@ -126,23 +138,36 @@ pub fn update(
 /// Bumps the version and `updated_at` without other changes (after a role change).
 pub fn touch(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(users::table.find(id))
-        .set((users::version.eq(users::version + 1), users::updated_at.eq(now)))
+        .set((
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(now),
+        ))
         .execute(conn)
         .map(drop)
 }
 
 pub fn record_login(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(users::table.find(id)).set(users::last_login_at.eq(now)).execute(conn).map(drop)
+    diesel::update(users::table.find(id))
+        .set(users::last_login_at.eq(now))
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn delete(conn: &mut DbConn, tenant_id: &str, id: &str) -> QueryResult<bool> {
-    let n = diesel::delete(users::table.filter(users::tenant_id.eq(tenant_id)).filter(users::id.eq(id)))
-        .execute(conn)?;
+    let n = diesel::delete(
+        users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq(id)),
+    )
+    .execute(conn)?;
     Ok(n == 1)
 }
 
 /// Role monikers of each user, in one query.
-pub fn role_monikers(conn: &mut DbConn, user_ids: &[String]) -> QueryResult<HashMap<String, Vec<String>>> {
+pub fn role_monikers(
+    conn: &mut DbConn,
+    user_ids: &[String],
+) -> QueryResult<HashMap<String, Vec<String>>> {
     let pairs: Vec<(String, String)> = user_roles::table
         .inner_join(roles::table)
         .filter(user_roles::user_id.eq_any(user_ids))
@@ -166,22 +191,37 @@ pub fn role_permission_lists(conn: &mut DbConn, user_id: &str) -> QueryResult<Ve
 }
 
 /// Replaces the user's roles.
-pub fn set_roles(conn: &mut DbConn, tenant_id: &str, user_id: &str, role_ids: &[String]) -> QueryResult<()> {
+pub fn set_roles(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    user_id: &str,
+    role_ids: &[String],
+) -> QueryResult<()> {
     diesel::delete(user_roles::table.filter(user_roles::user_id.eq(user_id))).execute(conn)?;
     let rows: Vec<_> = role_ids
         .iter()
         .map(|r| {
-            (user_roles::user_id.eq(user_id), user_roles::role_id.eq(r), user_roles::tenant_id.eq(tenant_id))
+            (
+                user_roles::user_id.eq(user_id),
+                user_roles::role_id.eq(r),
+                user_roles::tenant_id.eq(tenant_id),
+            )
         })
         .collect();
     for row in rows {
-        diesel::insert_into(user_roles::table).values(row).execute(conn)?;
+        diesel::insert_into(user_roles::table)
+            .values(row)
+            .execute(conn)?;
     }
     Ok(())
 }
 
 /// Active users of the tenant holding the role, other than `except`.
-pub fn count_active_holders(conn: &mut DbConn, role_id: &str, except: Option<&str>) -> QueryResult<i64> {
+pub fn count_active_holders(
+    conn: &mut DbConn,
+    role_id: &str,
+    except: Option<&str>,
+) -> QueryResult<i64> {
     let mut query = user_roles::table
         .inner_join(users::table)
         .filter(user_roles::role_id.eq(role_id))

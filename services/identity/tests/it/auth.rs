@@ -14,7 +14,11 @@ async fn login_answers_tokens_and_a_strict_refresh_cookie() {
     assert_eq!(a.body["expiresIn"], 900);
     assert_eq!(a.body["user"]["email"], ADMIN_EMAIL);
     assert_eq!(a.body["user"]["roles"], json!(["admin"]));
-    let cookie = a.cookies().into_iter().find(|c| c.starts_with("fd_refresh=")).expect("refresh cookie");
+    let cookie = a
+        .cookies()
+        .into_iter()
+        .find(|c| c.starts_with("fd_refresh="))
+        .expect("refresh cookie");
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api/v1/auth"] {
         assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
     }
@@ -35,19 +39,30 @@ async fn an_unknown_email_and_a_wrong_password_get_the_same_answer() {
 async fn five_failures_lock_the_account_with_a_growing_retry_after() {
     let app = spawn().await;
     for _ in 0..5 {
-        assert_problem(&login(&app.http, ADMIN_EMAIL, "wrong password!").await, 401, "invalid_credentials");
+        assert_problem(
+            &login(&app.http, ADMIN_EMAIL, "wrong password!").await,
+            401,
+            "invalid_credentials",
+        );
     }
     // Locked: even the right password is refused until the delay passes.
     let locked = login(&app.http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_problem(&locked, 429, "too_many_attempts");
     assert_eq!(locked.header("retry-after"), Some("30"));
     app.clock.advance(Duration::seconds(31));
-    assert_problem(&login(&app.http, ADMIN_EMAIL, "wrong password!").await, 401, "invalid_credentials");
+    assert_problem(
+        &login(&app.http, ADMIN_EMAIL, "wrong password!").await,
+        401,
+        "invalid_credentials",
+    );
     let longer = login(&app.http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_problem(&longer, 429, "too_many_attempts");
     assert_eq!(longer.header("retry-after"), Some("60"));
     app.clock.advance(Duration::seconds(61));
-    assert_eq!(login(&app.http, ADMIN_EMAIL, ADMIN_PASSWORD).await.status, 200);
+    assert_eq!(
+        login(&app.http, ADMIN_EMAIL, ADMIN_PASSWORD).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -56,22 +71,51 @@ async fn unknown_accounts_lock_the_same_way() {
     for _ in 0..5 {
         login(&app.http, "ghost@acme.test", "whatever pass").await;
     }
-    assert_problem(&login(&app.http, "ghost@acme.test", "whatever pass").await, 429, "too_many_attempts");
+    assert_problem(
+        &login(&app.http, "ghost@acme.test", "whatever pass").await,
+        429,
+        "too_many_attempts",
+    );
 }
 
 #[tokio::test]
 async fn login_input_errors_name_the_field() {
     let app = spawn().await;
-    let a = app.http.post("/api/v1/auth/login").json(&json!({"email": "a@b.co"})).send().await;
+    let a = app
+        .http
+        .post("/api/v1/auth/login")
+        .json(&json!({"email": "a@b.co"}))
+        .send()
+        .await;
     assert_invalid_field(&a, "password");
-    let a = app.http.post("/api/v1/auth/login").json(&json!({"email": 7, "password": "x"})).send().await;
+    let a = app
+        .http
+        .post("/api/v1/auth/login")
+        .json(&json!({"email": 7, "password": "x"}))
+        .send()
+        .await;
     assert_invalid_field(&a, "email");
-    let a = app.http.post("/api/v1/auth/login").body("text/plain", "email=a").send().await;
+    let a = app
+        .http
+        .post("/api/v1/auth/login")
+        .body("text/plain", "email=a")
+        .send()
+        .await;
     assert_problem(&a, 415, "unsupported_media_type");
-    let a = app.http.post("/api/v1/auth/login").body("application/json", "{\"email\":").send().await;
+    let a = app
+        .http
+        .post("/api/v1/auth/login")
+        .body("application/json", "{\"email\":")
+        .send()
+        .await;
     assert_problem(&a, 400, "malformed_json");
     let big = "x".repeat(300 * 1024);
-    let a = app.http.post("/api/v1/auth/login").json(&json!({"email": big, "password": "p"})).send().await;
+    let a = app
+        .http
+        .post("/api/v1/auth/login")
+        .json(&json!({"email": big, "password": "p"}))
+        .send()
+        .await;
     assert_problem(&a, 413, "payload_too_large");
 }
 
@@ -100,11 +144,34 @@ async fn open_registration_creates_a_tenant_with_the_person_as_admin() {
     assert_eq!(a.body["user"]["roles"], json!(["admin"]));
     assert_ne!(a.body["user"]["tenantId"], app.admin.tenant_id.as_str());
     let token = a.body["accessToken"].as_str().unwrap();
-    let tenant = app.http.get("/api/v1/tenants/current").bearer(token).send().await;
+    let tenant = app
+        .http
+        .get("/api/v1/tenants/current")
+        .bearer(token)
+        .send()
+        .await;
     assert_eq!(tenant.body["name"], "Corp");
-    let roles = app.http.get("/api/v1/roles?limit=100").bearer(token).send().await;
-    let monikers: Vec<&str> = roles.body["data"].as_array().unwrap().iter().map(|r| r["moniker"].as_str().unwrap()).collect();
-    for m in ["admin", "agent", "lead", "knowledge_lead", "change_lead", "vault_user", "viewer"] {
+    let roles = app
+        .http
+        .get("/api/v1/roles?limit=100")
+        .bearer(token)
+        .send()
+        .await;
+    let monikers: Vec<&str> = roles.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["moniker"].as_str().unwrap())
+        .collect();
+    for m in [
+        "admin",
+        "agent",
+        "lead",
+        "knowledge_lead",
+        "change_lead",
+        "vault_user",
+        "viewer",
+    ] {
         assert!(monikers.contains(&m), "missing system role {m}");
     }
     // The same address cannot register twice.
@@ -172,9 +239,17 @@ async fn an_invite_joins_its_tenant_with_its_roles_once() {
 async fn a_reset_token_works_once_and_ends_every_session() {
     let app = spawn().await;
     let before = login_ok(&app.http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let a = app.http.post("/api/v1/auth/password-reset/request").json(&json!({"email": ADMIN_EMAIL})).send().await;
+    let a = app
+        .http
+        .post("/api/v1/auth/password-reset/request")
+        .json(&json!({"email": ADMIN_EMAIL}))
+        .send()
+        .await;
     assert_eq!(a.status, 202);
-    let token = app.resets.last_token_for(ADMIN_EMAIL).expect("a reset was handed for delivery");
+    let token = app
+        .resets
+        .last_token_for(ADMIN_EMAIL)
+        .expect("a reset was handed for delivery");
     let weak = app
         .http
         .post("/api/v1/auth/password-reset/confirm")
@@ -196,19 +271,42 @@ async fn a_reset_token_works_once_and_ends_every_session() {
         .send()
         .await;
     assert_invalid_field(&again, "token");
-    assert_problem(&login(&app.http, ADMIN_EMAIL, ADMIN_PASSWORD).await, 401, "invalid_credentials");
-    assert_eq!(login(&app.http, ADMIN_EMAIL, "a brand new password").await.status, 200);
-    let refreshed = app.http.post("/api/v1/auth/refresh").header("x-refresh-token", &before.refresh).send().await;
+    assert_problem(
+        &login(&app.http, ADMIN_EMAIL, ADMIN_PASSWORD).await,
+        401,
+        "invalid_credentials",
+    );
+    assert_eq!(
+        login(&app.http, ADMIN_EMAIL, "a brand new password")
+            .await
+            .status,
+        200
+    );
+    let refreshed = app
+        .http
+        .post("/api/v1/auth/refresh")
+        .header("x-refresh-token", &before.refresh)
+        .send()
+        .await;
     assert_problem(&refreshed, 401, "invalid_refresh_token");
 }
 
 #[tokio::test]
 async fn a_reset_token_expires_after_an_hour_and_unknown_emails_still_get_202() {
     let app = spawn().await;
-    let unknown = app.http.post("/api/v1/auth/password-reset/request").json(&json!({"email": "nobody@x.test"})).send().await;
+    let unknown = app
+        .http
+        .post("/api/v1/auth/password-reset/request")
+        .json(&json!({"email": "nobody@x.test"}))
+        .send()
+        .await;
     assert_eq!(unknown.status, 202);
     assert_eq!(app.resets.count(), 0);
-    app.http.post("/api/v1/auth/password-reset/request").json(&json!({"email": ADMIN_EMAIL})).send().await;
+    app.http
+        .post("/api/v1/auth/password-reset/request")
+        .json(&json!({"email": ADMIN_EMAIL}))
+        .send()
+        .await;
     let token = app.resets.last_token_for(ADMIN_EMAIL).unwrap();
     app.clock.advance(Duration::minutes(61));
     let late = app
@@ -230,7 +328,11 @@ async fn service_clients_get_service_tokens_and_strangers_do_not() {
         .send()
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
-    let claims = app.app_state.verifier.verify(ok.body["accessToken"].as_str().unwrap()).unwrap();
+    let claims = app
+        .app_state
+        .verifier
+        .verify(ok.body["accessToken"].as_str().unwrap())
+        .unwrap();
     assert_eq!(claims.typ, fleetdesk_auth::TokenType::Service);
     assert_eq!(claims.sub, "tickets");
     let bad = app

@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 
 use fleetdesk_auth::{Claims, TokenType};
-use fleetdesk_identity::{Application, Dependencies, IdentityConfig, PasswordResetDelivery, PasswordResetRequested};
+use fleetdesk_identity::{
+    Application, Dependencies, IdentityConfig, PasswordResetDelivery, PasswordResetRequested,
+};
 use fleetdesk_store::ManualClock;
 use fleetdesk_testkit::{Answer, Http, TestDb};
 use fleetdesk_web::config::Settings;
@@ -26,7 +28,13 @@ impl PasswordResetDelivery for CapturedResets {
 
 impl CapturedResets {
     pub fn last_token_for(&self, email: &str) -> Option<String> {
-        self.0.lock().unwrap().iter().rev().find(|r| r.email == email).map(|r| r.token.clone())
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| r.email == email)
+            .map(|r| r.token.clone())
     }
 
     pub fn count(&self) -> usize {
@@ -76,17 +84,32 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
     let config = IdentityConfig::from_settings(&settings, "/nonexistent").expect("config");
     let clock = Arc::new(ManualClock::default());
     let resets = Arc::new(CapturedResets::default());
-    let deps = Dependencies { clock: clock.clone(), resets: resets.clone() };
-    let app = Application::build(config, deps).await.expect("identity starts");
+    let deps = Dependencies {
+        clock: clock.clone(),
+        resets: resets.clone(),
+    };
+    let app = Application::build(config, deps)
+        .await
+        .expect("identity starts");
     let http = Http::new(format!("http://127.0.0.1:{}", app.port));
     let app_state = app.state.clone();
     tokio::spawn(app.run_until_stopped());
     let admin = login_ok(&http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    TestApp { http, app_state, clock, resets, admin, _db: db }
+    TestApp {
+        http,
+        app_state,
+        clock,
+        resets,
+        admin,
+        _db: db,
+    }
 }
 
 pub async fn login(http: &Http, email: &str, password: &str) -> Answer {
-    http.post("/api/v1/auth/login").json(&json!({"email": email, "password": password})).send().await
+    http.post("/api/v1/auth/login")
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
 }
 
 pub async fn login_ok(http: &Http, email: &str, password: &str) -> Session {
@@ -118,8 +141,10 @@ impl TestApp {
         let registered = self
             .http
             .post("/api/v1/auth/register")
-            .json(&json!({"email": email, "password": "member password 1", "name": "Member",
-                "inviteToken": invite.body["token"]}))
+            .json(
+                &json!({"email": email, "password": "member password 1", "name": "Member",
+                "inviteToken": invite.body["token"]}),
+            )
             .send()
             .await;
         assert_eq!(registered.status, 201, "{}", registered.text);
@@ -135,10 +160,21 @@ impl TestApp {
         state
             .db
             .run(move |conn| {
-                let (tenant, roles) = fleetdesk_identity::accounts::create_tenant(conn, "Globex", now)?;
-                let user = fleetdesk_identity::accounts::new_user(&tenant.id, "boss@globex.test", "Boss", hash, now);
+                let (tenant, roles) =
+                    fleetdesk_identity::accounts::create_tenant(conn, "Globex", now)?;
+                let user = fleetdesk_identity::accounts::new_user(
+                    &tenant.id,
+                    "boss@globex.test",
+                    "Boss",
+                    hash,
+                    now,
+                );
                 fleetdesk_identity::store::users::insert(conn, &user)?;
-                let admin: Vec<String> = roles.iter().filter(|r| r.moniker == "admin").map(|r| r.id.clone()).collect();
+                let admin: Vec<String> = roles
+                    .iter()
+                    .filter(|r| r.moniker == "admin")
+                    .map(|r| r.id.clone())
+                    .collect();
                 fleetdesk_identity::store::users::set_roles(conn, &tenant.id, &user.id, &admin)?;
                 Ok::<_, fleetdesk_web::ApiError>(())
             })
@@ -172,24 +208,52 @@ impl TestApp {
 }
 
 fn uuid_like() -> String {
-    format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 /// Asserts a problem+json answer with this status and code.
 #[track_caller]
 pub fn assert_problem(a: &Answer, status: u16, code: &str) {
     assert_eq!(a.status, status, "expected {status} {code}, got {}", a.text);
-    assert_eq!(a.header("content-type"), Some("application/problem+json"), "{}", a.text);
+    assert_eq!(
+        a.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        a.text
+    );
     assert_eq!(a.body["code"], code, "{}", a.text);
     assert_eq!(a.body["status"], status);
-    assert!(a.body["traceId"].as_str().is_some_and(|t| t.len() == 32), "{}", a.text);
-    assert!(a.body["type"].as_str().unwrap().starts_with("urn:fleetdesk:problem:"));
+    assert!(
+        a.body["traceId"].as_str().is_some_and(|t| t.len() == 32),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:fleetdesk:problem:")
+    );
 }
 
 /// Asserts a 400 whose `errors` name `field`.
 #[track_caller]
 pub fn assert_invalid_field(a: &Answer, field: &str) {
     assert_problem(a, 400, "validation_failed");
-    let fields: Vec<&str> = a.body["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
-    assert!(fields.contains(&field), "expected an error on {field}, got {fields:?}");
+    let fields: Vec<&str> = a.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&field),
+        "expected an error on {field}, got {fields:?}"
+    );
 }

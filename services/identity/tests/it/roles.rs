@@ -15,10 +15,18 @@ async fn roles_are_created_read_changed_and_deleted() {
         .send()
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
-    assert_eq!(created.body["permissions"], json!(["ticket.comment.*", "ticket.read"]));
+    assert_eq!(
+        created.body["permissions"],
+        json!(["ticket.comment.*", "ticket.read"])
+    );
     assert_eq!(created.body["system"], false);
     let id = created.body["id"].as_str().unwrap();
-    let by_moniker = app.http.get("/api/v1/roles/night_shift").bearer(&app.admin.token).send().await;
+    let by_moniker = app
+        .http
+        .get("/api/v1/roles/night_shift")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     assert_eq!(by_moniker.body["id"], id);
     let etag = by_moniker.header("etag").unwrap().to_owned();
     let changed = app
@@ -47,7 +55,10 @@ async fn roles_are_created_read_changed_and_deleted() {
         .json(&json!({"permissions": ["user.read"]}))
         .send()
         .await;
-    assert_eq!(added.body["permissions"], json!(["ticket.comment.*", "ticket.read", "user.read"]));
+    assert_eq!(
+        added.body["permissions"],
+        json!(["ticket.comment.*", "ticket.read", "user.read"])
+    );
     let removed = app
         .http
         .delete("/api/v1/roles/nights/permissions")
@@ -55,25 +66,80 @@ async fn roles_are_created_read_changed_and_deleted() {
         .json(&json!({"permissions": ["ticket.read"]}))
         .send()
         .await;
-    assert_eq!(removed.body["permissions"], json!(["ticket.comment.*", "user.read"]));
+    assert_eq!(
+        removed.body["permissions"],
+        json!(["ticket.comment.*", "user.read"])
+    );
     let member = app.member("night@acme.test", &["nights"]).await;
-    let holders = app.http.get("/api/v1/roles/nights/users").bearer(&app.admin.token).send().await;
+    let holders = app
+        .http
+        .get("/api/v1/roles/nights/users")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     assert_eq!(holders.body["data"][0]["id"], member.user_id.as_str());
-    assert_eq!(app.http.delete(&format!("/api/v1/roles/{id}")).bearer(&app.admin.token).send().await.status, 204);
-    let roles = app.http.get(&format!("/api/v1/users/{}/roles", member.user_id)).bearer(&app.admin.token).send().await;
+    assert_eq!(
+        app.http
+            .delete(&format!("/api/v1/roles/{id}"))
+            .bearer(&app.admin.token)
+            .send()
+            .await
+            .status,
+        204
+    );
+    let roles = app
+        .http
+        .get(&format!("/api/v1/users/{}/roles", member.user_id))
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     assert_eq!(roles.body, json!([]));
-    assert_problem(&app.http.get("/api/v1/roles/nights").bearer(&app.admin.token).send().await, 404, "role_not_found");
+    assert_problem(
+        &app.http
+            .get("/api/v1/roles/nights")
+            .bearer(&app.admin.token)
+            .send()
+            .await,
+        404,
+        "role_not_found",
+    );
 }
 
 #[tokio::test]
 async fn system_roles_keep_their_shape() {
     let app = spawn().await;
-    assert_problem(&app.http.delete("/api/v1/roles/agent").bearer(&app.admin.token).send().await, 409, "system_role");
-    let rename = app.http.patch("/api/v1/roles/agent").bearer(&app.admin.token).json(&json!({"moniker": "agents"})).send().await;
+    assert_problem(
+        &app.http
+            .delete("/api/v1/roles/agent")
+            .bearer(&app.admin.token)
+            .send()
+            .await,
+        409,
+        "system_role",
+    );
+    let rename = app
+        .http
+        .patch("/api/v1/roles/agent")
+        .bearer(&app.admin.token)
+        .json(&json!({"moniker": "agents"}))
+        .send()
+        .await;
     assert_problem(&rename, 409, "system_role");
-    let strip = app.http.patch("/api/v1/roles/admin").bearer(&app.admin.token).json(&json!({"permissions": []})).send().await;
+    let strip = app
+        .http
+        .patch("/api/v1/roles/admin")
+        .bearer(&app.admin.token)
+        .json(&json!({"permissions": []}))
+        .send()
+        .await;
     assert_problem(&strip, 409, "system_role");
-    let retitle = app.http.patch("/api/v1/roles/agent").bearer(&app.admin.token).json(&json!({"title": "Support"})).send().await;
+    let retitle = app
+        .http
+        .patch("/api/v1/roles/agent")
+        .bearer(&app.admin.token)
+        .json(&json!({"title": "Support"}))
+        .send()
+        .await;
     assert_eq!(retitle.status, 200, "{}", retitle.text);
 }
 
@@ -84,7 +150,9 @@ async fn role_input_is_validated_and_unique() {
         .http
         .post("/api/v1/roles")
         .bearer(&app.admin.token)
-        .json(&json!({"moniker": "Bad Name", "title": "", "permissions": ["ticket.read", "nope.*"]}))
+        .json(
+            &json!({"moniker": "Bad Name", "title": "", "permissions": ["ticket.read", "nope.*"]}),
+        )
         .send()
         .await;
     assert_invalid_field(&bad, "moniker");
@@ -93,11 +161,19 @@ async fn role_input_is_validated_and_unique() {
         .http
         .post("/api/v1/roles")
         .bearer(&app.admin.token)
-        .json(&json!({"moniker": "ok_name", "title": "T", "permissions": ["ticket.read", "nope.*"]}))
+        .json(
+            &json!({"moniker": "ok_name", "title": "T", "permissions": ["ticket.read", "nope.*"]}),
+        )
         .send()
         .await;
     assert_invalid_field(&bad_node, "permissions[1]");
-    let dup = app.http.post("/api/v1/roles").bearer(&app.admin.token).json(&json!({"moniker": "agent", "title": "Again"})).send().await;
+    let dup = app
+        .http
+        .post("/api/v1/roles")
+        .bearer(&app.admin.token)
+        .json(&json!({"moniker": "agent", "title": "Again"}))
+        .send()
+        .await;
     assert_problem(&dup, 409, "role_exists");
 }
 
@@ -105,35 +181,90 @@ async fn role_input_is_validated_and_unique() {
 async fn another_tenants_role_is_a_404() {
     let app = spawn().await;
     let other = app.other_tenant_admin().await;
-    let mine = app.http.get("/api/v1/roles/agent").bearer(&app.admin.token).send().await;
+    let mine = app
+        .http
+        .get("/api/v1/roles/agent")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     let id = mine.body["id"].as_str().unwrap();
-    assert_problem(&app.http.get(&format!("/api/v1/roles/{id}")).bearer(&other.token).send().await, 404, "role_not_found");
-    let theirs = app.http.get("/api/v1/roles/agent").bearer(&other.token).send().await;
+    assert_problem(
+        &app.http
+            .get(&format!("/api/v1/roles/{id}"))
+            .bearer(&other.token)
+            .send()
+            .await,
+        404,
+        "role_not_found",
+    );
+    let theirs = app
+        .http
+        .get("/api/v1/roles/agent")
+        .bearer(&other.token)
+        .send()
+        .await;
     assert_ne!(theirs.body["id"], id);
 }
 
 #[tokio::test]
 async fn the_catalogue_is_served_by_category_and_flat() {
     let app = spawn().await;
-    let all = app.http.get("/api/v1/permissions").bearer(&app.admin.token).send().await;
+    let all = app
+        .http
+        .get("/api/v1/permissions")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     assert_eq!(all.status, 200);
-    for key in ["global", "user", "ticket", "knowledge", "change_request", "credential", "notification", "webhook"] {
+    for key in [
+        "global",
+        "user",
+        "ticket",
+        "knowledge",
+        "change_request",
+        "credential",
+        "notification",
+        "webhook",
+    ] {
         assert!(all.body.get(key).is_some(), "category {key} missing");
     }
-    let nodes = app.http.get("/api/v1/permissions/nodes").bearer(&app.admin.token).send().await;
+    let nodes = app
+        .http
+        .get("/api/v1/permissions/nodes")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     let list = nodes.body.as_array().unwrap();
-    let secure = list.iter().find(|n| n["node"] == "credential.secure_values.read").unwrap();
+    let secure = list
+        .iter()
+        .find(|n| n["node"] == "credential.secure_values.read")
+        .unwrap();
     assert_eq!(secure["dependencies"], json!(["credential.read"]));
-    let one = app.http.get("/api/v1/permissions/credential").bearer(&app.admin.token).send().await;
+    let one = app
+        .http
+        .get("/api/v1/permissions/credential")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     assert_eq!(one.body["name"], "Credentials");
-    let missing = app.http.get("/api/v1/permissions/wizardry").bearer(&app.admin.token).send().await;
+    let missing = app
+        .http
+        .get("/api/v1/permissions/wizardry")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     assert_problem(&missing, 404, "permission_category_not_found");
 }
 
 #[tokio::test]
 async fn the_tenant_can_be_renamed_and_configured() {
     let app = spawn().await;
-    let t = app.http.get("/api/v1/tenants/current").bearer(&app.admin.token).send().await;
+    let t = app
+        .http
+        .get("/api/v1/tenants/current")
+        .bearer(&app.admin.token)
+        .send()
+        .await;
     assert_eq!(t.body["name"], "Acme");
     let etag = t.header("etag").unwrap().to_owned();
     let changed = app
@@ -146,7 +277,13 @@ async fn the_tenant_can_be_renamed_and_configured() {
         .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(changed.body["settings"]["revealReasonRequired"], true);
-    let not_object = app.http.patch("/api/v1/tenants/current").bearer(&app.admin.token).json(&json!({"settings": [1]})).send().await;
+    let not_object = app
+        .http
+        .patch("/api/v1/tenants/current")
+        .bearer(&app.admin.token)
+        .json(&json!({"settings": [1]}))
+        .send()
+        .await;
     assert_invalid_field(&not_object, "settings");
     let stale = app
         .http

@@ -10,7 +10,13 @@ fn operations() -> Vec<(String, String, Vec<String>, bool)> {
     let api = fleetdesk_identity::openapi();
     let mut out = Vec::new();
     for (path, item) in &api.paths.paths {
-        let ops = [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)];
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
         for (method, op) in ops {
             if let Some(op) = op {
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
@@ -42,10 +48,18 @@ async fn every_secured_route_refuses_a_caller_without_its_nodes_and_anyone_witho
         if nodes.is_empty() {
             continue;
         }
-        let a = app.http.call(&method, &url).bearer(&nobody).json(&json!({})).send().await;
+        let a = app
+            .http
+            .call(&method, &url)
+            .bearer(&nobody)
+            .json(&json!({}))
+            .send()
+            .await;
         assert_problem(&a, 403, "permission_denied");
         assert!(
-            nodes.iter().any(|n| a.body["detail"].as_str().unwrap().contains(n.as_str())),
+            nodes
+                .iter()
+                .any(|n| a.body["detail"].as_str().unwrap().contains(n.as_str())),
             "{method} {path}: the 403 should name one of {nodes:?}: {}",
             a.text
         );
@@ -68,13 +82,19 @@ async fn every_required_node_is_in_the_catalogue() {
 
 #[test]
 fn the_stored_openapi_document_is_current() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto-docs/openapi/identity.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../proto-docs/openapi/identity.json"
+    );
     let current = serde_json::to_string_pretty(&fleetdesk_identity::openapi()).unwrap() + "\n";
     if std::env::var_os("UPDATE_PROTO_DOCS").is_some() {
         std::fs::write(path, &current).unwrap();
     }
     let stored = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(stored == current, "proto-docs/openapi/identity.json is stale: run UPDATE_PROTO_DOCS=1 cargo test -p fleetdesk-identity");
+    assert!(
+        stored == current,
+        "proto-docs/openapi/identity.json is stale: run UPDATE_PROTO_DOCS=1 cargo test -p fleetdesk-identity"
+    );
 }
 
 #[tokio::test]
@@ -86,27 +106,50 @@ async fn health_readiness_metrics_and_docs_answer_without_a_token() {
     assert_eq!(ready.status, 200, "{}", ready.text);
     assert_eq!(ready.body["db"], "ok");
     let metrics = app.http.get("/metrics").send().await;
-    assert!(metrics.text.contains("http_requests_total"), "{}", metrics.text);
+    assert!(
+        metrics.text.contains("http_requests_total"),
+        "{}",
+        metrics.text
+    );
     let doc = app.http.get("/openapi.json").send().await;
     assert_eq!(doc.body["info"]["title"], "Fleetdesk identity");
     let page = app.http.get("/docs/").send().await;
     assert_eq!(page.status, 200);
-    assert!(page.text.contains("swagger"), "the docs page is served from the binary");
+    assert!(
+        page.text.contains("swagger"),
+        "the docs page is served from the binary"
+    );
     let js = app.http.get("/docs/swagger-ui-bundle.js").send().await;
-    assert_eq!(js.status, 200, "Swagger UI's script comes from the binary, not a CDN");
+    assert_eq!(
+        js.status, 200,
+        "Swagger UI's script comes from the binary, not a CDN"
+    );
 }
 
 #[tokio::test]
 async fn request_ids_are_kept_when_sane_and_problems_carry_a_trace_id() {
     let app = spawn().await;
-    let kept = app.http.get("/health").header("x-request-id", "abc-123").send().await;
+    let kept = app
+        .http
+        .get("/health")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await;
     assert_eq!(kept.header("x-request-id"), Some("abc-123"));
-    let replaced = app.http.get("/health").header("x-request-id", "bad id with spaces").send().await;
+    let replaced = app
+        .http
+        .get("/health")
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await;
     assert_ne!(replaced.header("x-request-id"), Some("bad id with spaces"));
     let traced = app
         .http
         .get("/api/v1/users/me")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .send()
         .await;
     assert_eq!(traced.body["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
