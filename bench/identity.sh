@@ -2,6 +2,7 @@
 # Login and authenticated GET /users/me against a release build of identity on SQLite,
 # 32 connections, server pinned to core 0 and wrk to core 1. Prints a table.
 #   bash bench/identity.sh            (needs wrk: apt-get install wrk)
+#   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/fleetdesk_bench bash bench/identity.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fleetdesk-target}"
@@ -13,6 +14,11 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 cargo build --release -q -p fleetdesk-identity
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+if [ -n "${BENCH_DATABASE_URL:-}" ]; then
+  db_name="${BENCH_DATABASE_URL##*/}"
+  psql "${BENCH_DATABASE_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS $db_name" -c "CREATE DATABASE $db_name"
+fi
+IDENTITY_DATABASE_URL="${BENCH_DATABASE_URL:-sqlite:$work/identity.db}" \
 FLEETDESK_IDENTITY_LISTEN="127.0.0.1:$PORT" \
 FLEETDESK_DATA_DIR="$work" \
 FLEETDESK_ADMIN_EMAIL="bench@fleetdesk.test" \
@@ -46,7 +52,7 @@ run() { # name, wrk args...
 }
 
 echo
-echo "identity, release build, SQLite, 1 worker on core 0; wrk on core 1, $CONNECTIONS connections, $DURATION"
+echo "identity, release build, $([ -n "${BENCH_DATABASE_URL:-}" ] && echo PostgreSQL || echo SQLite), 1 worker on core 0; wrk on core 1, $CONNECTIONS connections, $DURATION"
 printf '| %-28s | %10s | %9s | %9s | %8s |\n' "request" "req/s" "p50" "p99" "non-2xx"
 printf '|%s|%s|%s|%s|%s|\n' "------------------------------" "------------" "-----------" "-----------" "----------"
 run "POST /api/v1/auth/login" -s "$work/login.lua" "http://127.0.0.1:$PORT/api/v1/auth/login"
