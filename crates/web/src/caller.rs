@@ -17,6 +17,9 @@ use fleetdesk_auth::{Grants, Requirement, TokenError, TokenType, Verifier};
 
 use crate::error::ApiError;
 
+/// The header in which a service token names the tenant it acts for.
+pub const TENANT_HEADER: &str = "x-tenant-id";
+
 /// Who is calling: taken from a verified access token.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -60,9 +63,28 @@ impl Caller {
             TokenError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
             other => ApiError::unauthorized("invalid_token", other.to_string()),
         })?;
+        // A service acts for one tenant per call and names it; people and API keys are bound
+        // to the tenant of their token, whatever they send.
+        let tenant_id = match (claims.typ, req.headers().get(TENANT_HEADER)) {
+            (TokenType::Service, Some(value)) => {
+                let value = value.to_str().unwrap_or_default().trim();
+                let sane = (1..=64).contains(&value.len())
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                if !sane {
+                    return Err(ApiError::bad_request(
+                        "invalid_tenant_header",
+                        "X-Tenant-Id must be a tenant id",
+                    ));
+                }
+                value.to_owned()
+            }
+            _ => claims.tid,
+        };
         Ok(Caller {
             subject: claims.sub,
-            tenant_id: claims.tid,
+            tenant_id,
             roles: claims.roles,
             grants: Grants::new(claims.perms),
             kind: claims.typ,

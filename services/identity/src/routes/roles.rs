@@ -2,6 +2,7 @@
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
+use chrono::NaiveDateTime;
 use fleetdesk_auth::permissions::perm;
 use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
@@ -178,6 +179,7 @@ fn write_role(
     role: &RoleRow,
     if_match: &IfMatch,
     changes: RoleChanges,
+    now: NaiveDateTime,
 ) -> Result<RoleView, ApiError> {
     if_match.check(role.version)?;
     if role.system != 0
@@ -203,7 +205,6 @@ fn write_role(
         ensure_covered(&caller.grants, &list_from_json(json))?;
         ensure_covered(&caller.grants, &list_from_json(&role.permissions))?;
     }
-    let now = chrono::Utc::now().naive_utc();
     if !roles::update(conn, &role.id, role.version, &changes, now)? {
         return Err(ApiError::stale_version(
             "the role changed meanwhile; reload and retry",
@@ -258,11 +259,12 @@ async fn update_role(
     }
     let caller = caller.into_inner();
     let id = id.into_inner();
+    let now = state.clock.now().naive_utc();
     let view = state
         .db
         .transaction(move |conn| {
             let role = load(conn, &caller.tenant_id, &id)?;
-            write_role(conn, &caller, &role, &if_match, changes)
+            write_role(conn, &caller, &role, &if_match, changes, now)
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -312,6 +314,7 @@ async fn change_permissions(
     add: bool,
 ) -> Result<HttpResponse, ApiError> {
     let nodes = parse_grants("permissions", &body.permissions)?;
+    let now = state.clock.now().naive_utc();
     let view = state
         .db
         .transaction(move |conn| {
@@ -328,7 +331,7 @@ async fn change_permissions(
                 permissions: Some(list_to_json(&current)),
                 ..Default::default()
             };
-            write_role(conn, &caller, &role, &IfMatch::default(), changes)
+            write_role(conn, &caller, &role, &IfMatch::default(), changes, now)
         })
         .await?;
     Ok(with_etag(&view, view.version))

@@ -2,7 +2,7 @@
 
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
-use chrono::Utc;
+use chrono::NaiveDateTime;
 use fleetdesk_auth::Grants;
 use fleetdesk_auth::permissions::perm;
 use fleetdesk_store::{DbConn, new_id};
@@ -91,9 +91,9 @@ fn write_user(
     if_match: &IfMatch,
     changes: &UserChanges,
     roles: Option<&[String]>,
+    now: NaiveDateTime,
 ) -> Result<UserView, ApiError> {
     if_match.check(user.version)?;
-    let now = Utc::now().naive_utc();
     if !users::update(conn, &user.tenant_id, &user.id, user.version, changes, now)? {
         // Someone wrote between our read and our write.
         return Err(ApiError::stale_version(
@@ -145,11 +145,12 @@ async fn update_me(
 ) -> Result<HttpResponse, ApiError> {
     let changes = profile_changes(&body.0)?;
     let (tenant, id) = (caller.tenant_id.clone(), caller.subject.clone());
+    let now = state.clock.now().naive_utc();
     let view = state
         .db
         .transaction(move |conn| {
             let row = load(conn, &tenant, &id)?;
-            write_user(conn, &row, &if_match, &changes, None)
+            write_user(conn, &row, &if_match, &changes, None, now)
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -408,6 +409,7 @@ async fn update_user(
     }
     let caller = caller.into_inner();
     let id = id.into_inner();
+    let now = state.clock.now().naive_utc();
     let view = state
         .db
         .transaction(move |conn| {
@@ -426,7 +428,7 @@ async fn update_user(
                     Some(wanted.into_iter().map(|r| r.id).collect::<Vec<_>>())
                 }
             };
-            write_user(conn, &user, &if_match, &changes, role_ids.as_deref())
+            write_user(conn, &user, &if_match, &changes, role_ids.as_deref(), now)
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -500,7 +502,7 @@ async fn set_status(
                 status: Some(status.into()),
                 ..Default::default()
             };
-            write_user(conn, &user, &IfMatch::default(), &changes, None)
+            write_user(conn, &user, &IfMatch::default(), &changes, None, now)
         })
         .await?;
     Ok(with_etag(&view, view.version))

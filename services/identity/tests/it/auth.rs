@@ -356,3 +356,42 @@ async fn jwks_publishes_the_signing_key() {
     let header = jsonwebtoken::decode_header(&app.admin.token).unwrap();
     assert_eq!(key["kid"], header.kid.unwrap().as_str());
 }
+
+#[tokio::test]
+async fn a_service_token_acts_for_the_tenant_it_names_and_people_cannot_switch() {
+    let app = spawn().await;
+    let other = app.other_tenant_admin().await;
+    let service = app
+        .http
+        .post("/api/v1/auth/service/token")
+        .json(&json!({"clientId": "tickets", "clientSecret": SERVICE_SECRET}))
+        .send()
+        .await;
+    let token = service.body["accessToken"].as_str().unwrap();
+    let as_other = app
+        .http
+        .get("/api/v1/tenants/current")
+        .bearer(token)
+        .header("x-tenant-id", &other.tenant_id)
+        .send()
+        .await;
+    assert_eq!(as_other.status, 200, "{}", as_other.text);
+    assert_eq!(as_other.body["name"], "Globex");
+    let bad = app
+        .http
+        .get("/api/v1/tenants/current")
+        .bearer(token)
+        .header("x-tenant-id", "x y")
+        .send()
+        .await;
+    assert_problem(&bad, 400, "invalid_tenant_header");
+    // A person's token ignores the header: they stay in their own tenant.
+    let person = app
+        .http
+        .get("/api/v1/tenants/current")
+        .bearer(&app.admin.token)
+        .header("x-tenant-id", &other.tenant_id)
+        .send()
+        .await;
+    assert_eq!(person.body["name"], "Acme");
+}
