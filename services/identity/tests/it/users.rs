@@ -115,6 +115,29 @@ async fn permission_checks_follow_roles_and_wildcards() {
         .map(|r| r["hasPermission"].as_bool().unwrap())
         .collect();
     assert_eq!(has, vec![true, false, false]);
+    let read = app
+        .http
+        .get(&format!("/api/v1/users/{}", agent.user_id))
+        .bearer(&app.admin.token)
+        .send()
+        .await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(read.body["email"], "agent@acme.test");
+    assert_eq!(
+        read.header("etag"),
+        Some(format!("\"{}\"", read.body["version"]).as_str())
+    );
+    let own = app
+        .http
+        .get(&format!("/api/v1/users/{}", agent.user_id))
+        .bearer(&agent.token)
+        .send()
+        .await;
+    assert_eq!(
+        own.status, 200,
+        "reading yourself needs only user.read: {}",
+        own.text
+    );
     let other = app
         .http
         .post(&format!("/api/v1/users/{}/check-permission", agent.user_id))
