@@ -92,6 +92,38 @@ impl FieldError {
     }
 }
 
+/// Collects the invalid fields of one request, so a 400 names all of them at once.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// The value of a parse, or `None` after recording its message against `field`.
+    pub fn check<T, M: Into<String>>(&mut self, field: &str, parsed: Result<T, M>) -> Option<T> {
+        parsed
+            .map_err(|m| self.0.push(FieldError::new(field, m)))
+            .ok()
+    }
+
+    /// Records a message against `field`.
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// The 400 naming every recorded field (for when a parse came back `None`).
+    pub fn into_error(self) -> ApiError {
+        ApiError::invalid(self.0)
+    }
+
+    /// `Ok` when nothing was recorded, else the 400 naming every field.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(self.0))
+        }
+    }
+}
+
 /// The problem+json body (RFC 9457) with Fleetdesk's extension members.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

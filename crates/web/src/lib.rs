@@ -20,7 +20,7 @@ pub mod pagination;
 pub mod version;
 
 pub use caller::{Caller, Require};
-pub use error::{ApiError, FieldError};
+pub use error::{ApiError, FieldError, FieldErrors};
 pub use extract::{Json, Query};
 pub use pagination::{Page, PageInfo, Paginated};
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use fleetdesk_auth::permissions::perm;
 use fleetdesk_store::new_id;
 use fleetdesk_web::pagination::{Page, Paginated};
-use fleetdesk_web::{ApiError, FieldError, Json, Query, Require};
+use fleetdesk_web::{ApiError, FieldErrors, Json, Query, Require};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -100,22 +100,18 @@ async fn create_api_key(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let now = state.clock.now();
-    let mut errors = Vec::new();
-    let name = names::key_name(&body.name)
-        .map_err(|m| errors.push(FieldError::new("name", m)))
-        .ok();
+    let mut errors = FieldErrors::default();
+    let name = errors.check("name", names::key_name(&body.name));
     if body.permissions.is_empty() {
-        errors.push(FieldError::new(
-            "permissions",
-            "must name at least one node",
-        ));
+        errors.push("permissions", "must name at least one node");
     }
     if body.expires_at.is_some_and(|t| t <= now) {
-        errors.push(FieldError::new("expiresAt", "must be in the future"));
+        errors.push("expiresAt", "must be in the future");
     }
-    let (Some(name), true) = (name, errors.is_empty()) else {
-        return Err(ApiError::invalid(errors));
+    let Some(name) = name else {
+        return Err(errors.into_error());
     };
+    errors.finish()?;
     let permissions = parse_grants("permissions", &body.permissions)?;
     ensure_covered(&caller.grants, &permissions)?;
     let (prefix, secret) = new_api_key();

@@ -10,7 +10,7 @@ use fleetdesk_auth::permissions::{all_nodes, effective, grants};
 use fleetdesk_auth::{Grants, TokenType};
 use fleetdesk_store::DbConn;
 use fleetdesk_web::extract::parse_json;
-use fleetdesk_web::{ApiError, Caller, FieldError, Json};
+use fleetdesk_web::{ApiError, Caller, FieldErrors, Json};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -118,27 +118,20 @@ async fn register(
     body: Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let mut errors = Vec::new();
-    let email = Email::parse(&body.email)
-        .map_err(|m| errors.push(FieldError::new("email", m)))
-        .ok();
-    let name = names::person_name(&body.name)
-        .map_err(|m| errors.push(FieldError::new("name", m)))
-        .ok();
+    let mut errors = FieldErrors::default();
+    let email = errors.check("email", Email::parse(&body.email));
+    let name = errors.check("name", names::person_name(&body.name));
     if let Err(m) = password::check_policy(&body.password, body.email.trim()) {
-        errors.push(FieldError::new("password", m));
+        errors.push("password", m);
     }
     let tenant_name = match &body.tenant_name {
-        Some(t) => names::tenant_name(t)
-            .map_err(|m| errors.push(FieldError::new("tenantName", m)))
-            .ok(),
+        Some(t) => errors.check("tenantName", names::tenant_name(t)),
         None => name.as_ref().map(|n| format!("{n}'s team")),
     };
-    let (Some(email), Some(name), Some(tenant_name), true) =
-        (email, name, tenant_name, errors.is_empty())
-    else {
-        return Err(ApiError::invalid(errors));
+    let (Some(email), Some(name), Some(tenant_name)) = (email, name, tenant_name) else {
+        return Err(errors.into_error());
     };
+    errors.finish()?;
     let invite_hash = body.invite_token.as_deref().map(|t| sha256_hex(t.trim()));
     if invite_hash.is_none() && !state.config.registration_enabled {
         return Err(ApiError::forbidden(

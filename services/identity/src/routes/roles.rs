@@ -7,7 +7,7 @@ use fleetdesk_auth::permissions::perm;
 use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
-use fleetdesk_web::{ApiError, Caller, FieldError, Json, Query, Require};
+use fleetdesk_web::{ApiError, Caller, FieldErrors, Json, Query, Require};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -95,20 +95,12 @@ async fn create_role(
     body: Json<NewRole>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let mut errors = Vec::new();
-    let moniker = names::role_moniker(&body.moniker)
-        .map_err(|m| errors.push(FieldError::new("moniker", m)))
-        .ok();
-    let title = names::role_title(&body.title)
-        .map_err(|m| errors.push(FieldError::new("title", m)))
-        .ok();
-    let description = names::description(&body.description)
-        .map_err(|m| errors.push(FieldError::new("description", m)))
-        .ok();
-    let (Some(moniker), Some(title), Some(description), true) =
-        (moniker, title, description, errors.is_empty())
-    else {
-        return Err(ApiError::invalid(errors));
+    let mut errors = FieldErrors::default();
+    let moniker = errors.check("moniker", names::role_moniker(&body.moniker));
+    let title = errors.check("title", names::role_title(&body.title));
+    let description = errors.check("description", names::description(&body.description));
+    let (Some(moniker), Some(title), Some(description)) = (moniker, title, description) else {
+        return Err(errors.into_error());
     };
     let permissions = parse_grants("permissions", &body.permissions)?;
     ensure_covered(&caller.grants, &permissions)?;
@@ -234,26 +226,18 @@ async fn update_role(
     body: Json<RoleUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let mut changes = RoleChanges::default();
     if let Some(m) = &body.moniker {
-        changes.moniker = names::role_moniker(m)
-            .map_err(|e| errors.push(FieldError::new("moniker", e)))
-            .ok();
+        changes.moniker = errors.check("moniker", names::role_moniker(m));
     }
     if let Some(t) = &body.title {
-        changes.title = names::role_title(t)
-            .map_err(|e| errors.push(FieldError::new("title", e)))
-            .ok();
+        changes.title = errors.check("title", names::role_title(t));
     }
     if let Some(d) = &body.description {
-        changes.description = names::description(d)
-            .map_err(|e| errors.push(FieldError::new("description", e)))
-            .ok();
+        changes.description = errors.check("description", names::description(d));
     }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
-    }
+    errors.finish()?;
     if let Some(p) = &body.permissions {
         changes.permissions = Some(list_to_json(&parse_grants("permissions", p)?));
     }

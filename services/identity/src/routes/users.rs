@@ -8,7 +8,7 @@ use fleetdesk_auth::permissions::perm;
 use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
-use fleetdesk_web::{ApiError, Caller, FieldError, Json, Query, Require};
+use fleetdesk_web::{ApiError, Caller, FieldErrors, Json, Query, Require};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -61,27 +61,24 @@ pub struct ProfileChanges {
 }
 
 fn profile_changes(body: &ProfileChanges) -> Result<UserChanges, ApiError> {
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let mut changes = UserChanges::default();
     if let Some(name) = &body.name {
         match names::person_name(name) {
             Ok(n) => changes.name = Some(n),
-            Err(m) => errors.push(FieldError::new("name", m)),
+            Err(m) => errors.push("name", m),
         }
     }
     match &body.avatar_url {
         Some(Some(url)) => match names::avatar_url(url) {
             Ok(u) => changes.avatar_url = Some(Some(u)),
-            Err(m) => errors.push(FieldError::new("avatarUrl", m)),
+            Err(m) => errors.push("avatarUrl", m),
         },
         Some(None) => changes.avatar_url = Some(None),
         None => {}
     }
-    if errors.is_empty() {
-        Ok(changes)
-    } else {
-        Err(ApiError::invalid(errors))
-    }
+    errors.finish()?;
+    Ok(changes)
 }
 
 /// Writes changes to a user under `If-Match`, answering the new view with its `ETag`.
@@ -215,6 +212,23 @@ pub struct CheckPermissions {
     pub permissions: Vec<String>,
 }
 
+/// Answers which of the asked nodes the user holds now, from their current roles and grants.
+async fn check_user(
+    state: &AppState,
+    tenant: String,
+    id: String,
+    body: CheckPermissions,
+) -> Result<HttpResponse, ApiError> {
+    let grants = state
+        .db
+        .run(move |conn| {
+            let row = load(conn, &tenant, &id)?;
+            effective_permissions(conn, &row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(check(&Grants::new(grants), body)?))
+}
+
 fn check(grants: &Grants, body: CheckPermissions) -> Result<PermissionCheck, ApiError> {
     if body.permissions.len() > 100 {
         return Err(ApiError::invalid_field(
@@ -242,14 +256,7 @@ async fn check_my_permissions(
     body: Json<CheckPermissions>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), caller.subject.clone());
-    let grants = state
-        .db
-        .run(move |conn| {
-            let row = load(conn, &tenant, &id)?;
-            effective_permissions(conn, &row)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(check(&Grants::new(grants), body.into_inner())?))
+    check_user(&state, tenant, id, body.into_inner()).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -611,14 +618,7 @@ async fn check_user_permissions(
     body: Json<CheckPermissions>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
-    let grants = state
-        .db
-        .run(move |conn| {
-            let row = load(conn, &tenant, &id)?;
-            effective_permissions(conn, &row)
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(check(&Grants::new(grants), body.into_inner())?))
+    check_user(&state, tenant, id, body.into_inner()).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -644,19 +644,16 @@ async fn invite_user(
     body: Json<InviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let mut errors = Vec::new();
-    let email = Email::parse(&body.email)
-        .map_err(|m| errors.push(FieldError::new("email", m)))
-        .ok();
-    let name = names::person_name(&body.name)
-        .map_err(|m| errors.push(FieldError::new("name", m)))
-        .ok();
+    let mut errors = FieldErrors::default();
+    let email = errors.check("email", Email::parse(&body.email));
+    let name = errors.check("name", names::person_name(&body.name));
     if body.roles.len() > 20 {
-        errors.push(FieldError::new("roles", "at most 20 roles"));
+        errors.push("roles", "at most 20 roles");
     }
-    let (Some(email), Some(name), true) = (email, name, errors.is_empty()) else {
-        return Err(ApiError::invalid(errors));
+    let (Some(email), Some(name)) = (email, name) else {
+        return Err(errors.into_error());
     };
+    errors.finish()?;
     let caller = caller.into_inner();
     let now = state.clock.now();
     let view = state
