@@ -1,7 +1,5 @@
 //! Signing keys and access tokens.
 
-use std::sync::RwLock;
-
 use chrono::{DateTime, Duration, Utc};
 use fleetdesk_auth::{Claims, SigningKey, TokenType, Verifier};
 use fleetdesk_store::{DbConn, StoreError};
@@ -9,10 +7,10 @@ use jsonwebtoken::jwk::JwkSet;
 
 use crate::store::signing_keys::{self, SigningKeyRow};
 
-/// The key identity signs with and the public keys it publishes.
+/// The key identity signs with and the public keys it publishes, loaded at start-up.
 pub struct KeyRing {
-    current: RwLock<SigningKey>,
-    published: RwLock<JwkSet>,
+    current: SigningKey,
+    published: JwkSet,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -63,32 +61,22 @@ impl KeyRing {
         let published = JwkSet {
             keys: keys.iter().map(|(k, _)| k.public_jwk().clone()).collect(),
         };
-        Ok(Self {
-            current: RwLock::new(current),
-            published: RwLock::new(published),
-        })
+        Ok(Self { current, published })
     }
 
     /// The public keys, as served at `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> JwkSet {
-        self.published
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or(JwkSet { keys: Vec::new() })
+    pub fn jwks(&self) -> &JwkSet {
+        &self.published
     }
 
     /// Teaches a verifier every published key.
     pub fn install(&self, verifier: &Verifier) {
-        verifier.replace_keys(&self.jwks());
+        verifier.replace_keys(&self.published);
     }
 
     /// Signs claims with the current key.
     pub fn sign(&self, claims: &Claims) -> Result<String, String> {
-        let key = self
-            .current
-            .read()
-            .map_err(|_| "key ring poisoned".to_owned())?;
-        key.sign(claims).map_err(|e| e.to_string())
+        self.current.sign(claims).map_err(|e| e.to_string())
     }
 }
 
