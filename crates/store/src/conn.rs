@@ -92,7 +92,8 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    match conn {
+    crate::outbox::begin_transaction();
+    let result = match conn {
         DbConn::Pg(_) => conn.transaction(f),
         DbConn::Sqlite(_) => {
             conn.batch_execute("BEGIN IMMEDIATE")?;
@@ -107,7 +108,9 @@ where
                 Err(e) => Err(e), // the guard rolls back
             }
         }
-    }
+    };
+    crate::outbox::end_transaction(result.is_ok());
+    result
 }
 
 /// Rolls an open SQLite transaction back unless it was committed, also on panic, so the

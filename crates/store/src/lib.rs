@@ -9,6 +9,9 @@ pub mod clock;
 mod conn;
 mod error;
 mod migrate;
+pub mod outbox;
+pub mod platform;
+pub mod processed;
 mod pool;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -2,10 +2,13 @@
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::conn::{Backend, DbConn, establish};
 use crate::error::StoreError;
+
+const PLATFORM_PG: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const PLATFORM_SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// A service's migrations for each backend (`migrations/postgres`, `migrations/sqlite`).
 ///
@@ -23,17 +26,28 @@ pub struct Migrations {
 }
 
 impl Migrations {
-    /// Runs the pending migrations of `backend` on a fresh connection to `url`.
+    /// Only the platform tables (outbox, processed events, in-process bus): for a database
+    /// that holds nothing else, such as the one-binary mode's bus.
+    pub const PLATFORM: Migrations = Migrations {
+        postgres: || PLATFORM_PG,
+        sqlite: || PLATFORM_SQLITE,
+        lock_key: 7_100_000,
+    };
+
+    /// Runs the pending platform migrations and then the service's, on a fresh connection to
+    /// `url`. The platform's versions are dated before any service's.
     pub fn run(&self, backend: Backend, url: &str) -> Result<(), StoreError> {
         let mut conn = establish(backend, url)?;
         match backend {
             Backend::Postgres => {
                 conn.batch_execute(&format!("SELECT pg_advisory_lock({})", self.lock_key))?;
-                let result = run_set(&mut conn, (self.postgres)());
+                let result = run_set(&mut conn, PLATFORM_PG)
+                    .and_then(|()| run_set(&mut conn, (self.postgres)()));
                 conn.batch_execute(&format!("SELECT pg_advisory_unlock({})", self.lock_key))?;
                 result
             }
-            Backend::Sqlite => run_set(&mut conn, (self.sqlite)()),
+            Backend::Sqlite => run_set(&mut conn, PLATFORM_SQLITE)
+                .and_then(|()| run_set(&mut conn, (self.sqlite)())),
         }
     }
 }

@@ -1,0 +1,317 @@
+//! The in-process bus of the one-binary mode: durable, in a database of its own.
+//!
+//! Publishing writes one row per bound queue (bindings are kept in the database, so a queue
+//! receives messages published before its consumer started); each subscription's worker
+//! takes ready rows in order, deletes them when handled, delays failed ones by the retry
+//! schedule and parks them (`dead = 1`) after the last attempt. Nothing is lost if the process
+//! stops: unhandled rows are there at the next start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+use fleetdesk_store::diesel::prelude::*;
+use fleetdesk_store::diesel::sql_types::{Text, Timestamp};
+use fleetdesk_store::platform::{bus_bindings, bus_messages};
+use fleetdesk_store::{Backend, Db, DbConn, StoreError};
+use tokio::sync::Notify;
+
+use crate::bus::{
+    BoxFuture, Bus, BusError, Deliver, Incoming, Message, Outcome, Subscription,
+    SubscriptionHandle, topic_matches,
+};
+
+/// The in-process bus.
+#[derive(Clone)]
+pub struct LocalBus {
+    db: Db,
+    signal: Arc<Notify>,
+}
+
+#[derive(Queryable)]
+#[allow(dead_code)]
+struct Row {
+    seq: i64,
+    queue: String,
+    message_id: String,
+    routing_key: String,
+    payload: String,
+    attempts: i32,
+    available_at: NaiveDateTime,
+    dead: i32,
+    last_error: Option<String>,
+}
+
+impl Row {
+    fn incoming(&self) -> Incoming {
+        Incoming {
+            id: Some(self.message_id.clone()),
+            routing_key: self.routing_key.clone(),
+            payload: self.payload.clone().into_bytes(),
+            attempt: u32::try_from(self.attempts).unwrap_or(0) + 1,
+        }
+    }
+}
+
+fn sql(conn: &DbConn, pg: &'static str, sqlite: &'static str) -> &'static str {
+    match conn.backend() {
+        Backend::Postgres => pg,
+        Backend::Sqlite => sqlite,
+    }
+}
+
+fn add_binding(conn: &mut DbConn, queue: &str, pattern: &str) -> QueryResult<usize> {
+    let text = sql(
+        conn,
+        "INSERT INTO bus_bindings (queue, pattern) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO bus_bindings (queue, pattern) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    );
+    fleetdesk_store::diesel::sql_query(text)
+        .bind::<Text, _>(queue)
+        .bind::<Text, _>(pattern)
+        .execute(conn)
+}
+
+fn enqueue(conn: &mut DbConn, queue: &str, m: &Message, now: NaiveDateTime) -> QueryResult<usize> {
+    let text = sql(
+        conn,
+        "INSERT INTO bus_messages (queue, message_id, routing_key, payload, attempts, available_at, dead) \
+         VALUES ($1, $2, $3, $4, 0, $5, 0) ON CONFLICT DO NOTHING",
+        "INSERT INTO bus_messages (queue, message_id, routing_key, payload, attempts, available_at, dead) \
+         VALUES (?1, ?2, ?3, ?4, 0, ?5, 0) ON CONFLICT DO NOTHING",
+    );
+    fleetdesk_store::diesel::sql_query(text)
+        .bind::<Text, _>(queue)
+        .bind::<Text, _>(&m.id)
+        .bind::<Text, _>(&m.routing_key)
+        .bind::<Text, _>(String::from_utf8_lossy(&m.payload).as_ref())
+        .bind::<Timestamp, _>(now)
+        .execute(conn)
+}
+
+impl LocalBus {
+    /// A bus keeping its queues in `db` (connected with [`fleetdesk_store::Migrations::PLATFORM`]
+    /// or any service migrations, which include the bus tables).
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            signal: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Messages parked in `<name>.dead`, with their last error (inspection and tests).
+    pub async fn dead(&self, name: &str) -> Result<Vec<(Incoming, String)>, StoreError> {
+        let queue = format!("{name}.events");
+        let rows: Vec<Row> = self
+            .db
+            .run(move |c| {
+                bus_messages::table
+                    .filter(bus_messages::queue.eq(queue))
+                    .filter(bus_messages::dead.eq(1))
+                    .order(bus_messages::seq)
+                    .load::<Row>(c)
+                    .map_err(StoreError::from)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let error = r.last_error.clone().unwrap_or_default();
+                (r.incoming(), error)
+            })
+            .collect())
+    }
+
+    async fn publish_batch(&self, batch: &[Message]) -> Vec<Result<(), BusError>> {
+        let batch_owned = batch.to_vec();
+        let result = self
+            .db
+            .transaction(move |c| {
+                let bindings: Vec<(String, String)> = bus_bindings::table
+                    .select((bus_bindings::queue, bus_bindings::pattern))
+                    .load(c)?;
+                let now = Utc::now().naive_utc();
+                for m in &batch_owned {
+                    let mut queues: Vec<&str> = bindings
+                        .iter()
+                        .filter(|(_, p)| topic_matches(p, &m.routing_key))
+                        .map(|(q, _)| q.as_str())
+                        .collect();
+                    queues.dedup();
+                    for q in queues {
+                        enqueue(c, q, m, now)?;
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                self.signal.notify_waiters();
+                vec![Ok(()); batch.len()]
+            }
+            Err(e) => vec![Err(BusError::Unavailable(e.to_string())); batch.len()],
+        }
+    }
+}
+
+async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn Deliver>) {
+    let queue = sub.queue();
+    let limit = i64::from(sub.prefetch.max(1));
+    loop {
+        let woken = signal.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let q = queue.clone();
+        let ready = db
+            .run(move |c| {
+                let now = Utc::now().naive_utc();
+                let rows = bus_messages::table
+                    .filter(bus_messages::queue.eq(&q))
+                    .filter(bus_messages::dead.eq(0))
+                    .filter(bus_messages::available_at.le(now))
+                    .order(bus_messages::seq)
+                    .limit(limit)
+                    .load::<Row>(c)?;
+                let next: Option<NaiveDateTime> = if rows.is_empty() {
+                    bus_messages::table
+                        .filter(bus_messages::queue.eq(&q))
+                        .filter(bus_messages::dead.eq(0))
+                        .select(fleetdesk_store::diesel::dsl::min(bus_messages::available_at))
+                        .first(c)?
+                } else {
+                    None
+                };
+                Ok::<_, StoreError>((rows, next))
+            })
+            .await;
+        let (rows, next) = match ready {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(queue = %queue, error = %e, "in-process bus unavailable");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if rows.is_empty() {
+            let wait = next
+                .and_then(|t| (t - Utc::now().naive_utc()).to_std().ok())
+                .unwrap_or(Duration::from_secs(1))
+                .min(Duration::from_secs(1));
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        for row in rows {
+            let message = row.incoming();
+            let outcome = handler.deliver(&message).await;
+            let seq = row.seq;
+            let label = queue.clone();
+            let settled = match outcome {
+                Outcome::Done => {
+                    metrics::counter!("events_consumed_total", "queue" => label).increment(1);
+                    db.run(move |c| {
+                        fleetdesk_store::diesel::delete(
+                            bus_messages::table.filter(bus_messages::seq.eq(seq)),
+                        )
+                        .execute(c)
+                        .map_err(StoreError::from)
+                    })
+                    .await
+                }
+                Outcome::Retry(error) if message.attempt < sub.max_attempts() => {
+                    metrics::counter!("events_retried_total", "queue" => label).increment(1);
+                    let delay = sub.delay_after(message.attempt).unwrap_or_default();
+                    let at = Utc::now().naive_utc()
+                        + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+                    let error: String = error.chars().take(1000).collect();
+                    db.run(move |c| {
+                        fleetdesk_store::diesel::update(
+                            bus_messages::table.filter(bus_messages::seq.eq(seq)),
+                        )
+                        .set((
+                            bus_messages::attempts.eq(bus_messages::attempts + 1),
+                            bus_messages::available_at.eq(at),
+                            bus_messages::last_error.eq(Some(error)),
+                        ))
+                        .execute(c)
+                        .map_err(StoreError::from)
+                    })
+                    .await
+                }
+                Outcome::Retry(error) | Outcome::Reject(error) => {
+                    tracing::error!(queue = %queue, id = ?message.id, routing_key = %message.routing_key, attempt = message.attempt, error = %error, "event parked in the dead-letter queue");
+                    metrics::counter!("events_dead_lettered_total", "queue" => label).increment(1);
+                    let error: String = error.chars().take(1000).collect();
+                    db.run(move |c| {
+                        fleetdesk_store::diesel::update(
+                            bus_messages::table.filter(bus_messages::seq.eq(seq)),
+                        )
+                        .set((
+                            bus_messages::dead.eq(1),
+                            bus_messages::last_error.eq(Some(error)),
+                        ))
+                        .execute(c)
+                        .map_err(StoreError::from)
+                    })
+                    .await
+                }
+            };
+            if let Err(e) = settled {
+                // The row stays as it was and is delivered again; the consumer's
+                // idempotency absorbs the repeat.
+                tracing::warn!(queue = %queue, error = %e, "could not settle a message");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                break;
+            }
+        }
+    }
+}
+
+impl Bus for LocalBus {
+    fn kind(&self) -> &'static str {
+        "in-process"
+    }
+
+    fn publish<'a>(&'a self, batch: &'a [Message]) -> BoxFuture<'a, Vec<Result<(), BusError>>> {
+        Box::pin(self.publish_batch(batch))
+    }
+
+    fn subscribe(
+        &self,
+        subscription: Subscription,
+        handler: Arc<dyn Deliver>,
+    ) -> BoxFuture<'_, Result<SubscriptionHandle, BusError>> {
+        Box::pin(async move {
+            let queue = subscription.queue();
+            let patterns = subscription.bindings.clone();
+            self.db
+                .transaction(move |c| {
+                    for p in &patterns {
+                        add_binding(c, &queue, p)?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            let task = tokio::spawn(work(
+                self.db.clone(),
+                self.signal.clone(),
+                subscription,
+                handler,
+            ));
+            Ok(SubscriptionHandle { task })
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), BusError>> {
+        Box::pin(async move {
+            self.db
+                .ping()
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))
+        })
+    }
+}

@@ -1,0 +1,259 @@
+//! The transactional outbox: rows written in the same transaction as the domain change, and
+//! the queries the relay (in `fleetdesk-events`) uses to claim, publish and mark them.
+//!
+//! Claims are leases: a relay stamps the rows it takes with its id and an expiry, publishes
+//! them outside any transaction, then marks them sent. Claiming is serialised (an advisory
+//! transaction lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite) and skips every aggregate
+//! whose earlier row another relay still holds, so several replicas publish disjoint rows and
+//! each aggregate's events in order. A relay that dies mid-batch loses its lease and another
+//! takes the rows over: they are then published again, which consumers absorb by event id.
+
+use std::cell::Cell;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use tokio::sync::Notify;
+
+use crate::conn::{Backend, DbConn};
+use crate::platform::outbox;
+
+/// The PostgreSQL NOTIFY channel a relay listens on.
+pub const CHANNEL: &str = "fleetdesk_outbox";
+
+// Advisory lock serialising claims (any number unique to the outbox will do).
+const CLAIM_LOCK: i64 = 7_100_001;
+
+static WRITTEN: Notify = Notify::const_new();
+
+thread_local! {
+    // Set by `insert` inside a transaction; read when that transaction commits.
+    static PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+pub(crate) fn begin_transaction() {
+    PENDING.with(|p| p.set(false));
+}
+
+pub(crate) fn end_transaction(committed: bool) {
+    if PENDING.with(|p| p.replace(false)) && committed {
+        WRITTEN.notify_waiters();
+    }
+}
+
+/// Woken after a transaction that wrote outbox rows commits, in this process. Create the
+/// future (and `enable` it) before looking for rows, then await it, so no commit is missed.
+pub fn written() -> &'static Notify {
+    &WRITTEN
+}
+
+/// An outbox row to write.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    /// The event id (UUID v7); also the AMQP message id.
+    pub id: &'a str,
+    /// What the event is about (`user:<id>`): rows of one aggregate are published in order.
+    pub aggregate: &'a str,
+    /// The routing key (the event type).
+    pub routing_key: &'a str,
+    /// The serialised envelope.
+    pub payload: &'a str,
+    /// Whether the payload is blanked once it has been sent (it carries a secret).
+    pub sensitive: bool,
+    /// When the row was written.
+    pub created_at: NaiveDateTime,
+}
+
+/// Writes an outbox row. Call it inside the transaction of the change it announces.
+pub fn insert(conn: &mut DbConn, message: &NewMessage<'_>) -> QueryResult<()> {
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::id.eq(message.id),
+            outbox::aggregate.eq(message.aggregate),
+            outbox::routing_key.eq(message.routing_key),
+            outbox::payload.eq(message.payload),
+            outbox::sensitive.eq(i32::from(message.sensitive)),
+            outbox::created_at.eq(message.created_at),
+            outbox::attempts.eq(0),
+        ))
+        .execute(conn)?;
+    if conn.backend() == Backend::Postgres {
+        // Delivered at commit to relays of other replicas; dropped on rollback.
+        diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
+    }
+    PENDING.with(|p| p.set(true));
+    Ok(())
+}
+
+/// A row a relay has claimed.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Claimed {
+    /// Position in the outbox.
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    /// Event id.
+    #[diesel(sql_type = Text)]
+    pub id: String,
+    /// Aggregate key.
+    #[diesel(sql_type = Text)]
+    pub aggregate: String,
+    /// Routing key.
+    #[diesel(sql_type = Text)]
+    pub routing_key: String,
+    /// Serialised envelope.
+    #[diesel(sql_type = Text)]
+    pub payload: String,
+    /// When it was written.
+    #[diesel(sql_type = Timestamp)]
+    pub created_at: NaiveDateTime,
+}
+
+const CLAIM_PG: &str = "\
+UPDATE outbox SET claimed_by = $1, claim_expires = $2, attempts = attempts + 1
+WHERE seq IN (
+  SELECT o.seq FROM outbox o
+  WHERE o.sent_at IS NULL
+    AND (o.claim_expires IS NULL OR o.claim_expires < $3)
+    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.aggregate = o.aggregate
+                    AND p.sent_at IS NULL AND p.seq < o.seq AND p.claim_expires >= $3)
+  ORDER BY o.seq LIMIT $4
+  FOR UPDATE SKIP LOCKED)
+RETURNING seq, id, aggregate, routing_key, payload, created_at";
+
+const CLAIM_SQLITE: &str = "\
+UPDATE outbox SET claimed_by = ?1, claim_expires = ?2, attempts = attempts + 1
+WHERE seq IN (
+  SELECT o.seq FROM outbox o
+  WHERE o.sent_at IS NULL
+    AND (o.claim_expires IS NULL OR o.claim_expires < ?3)
+    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.aggregate = o.aggregate
+                    AND p.sent_at IS NULL AND p.seq < o.seq AND p.claim_expires >= ?3)
+  ORDER BY o.seq LIMIT ?4)
+RETURNING seq, id, aggregate, routing_key, payload, created_at";
+
+/// Claims up to `limit` unsent rows for `relay` until `expires`, oldest first, skipping
+/// aggregates another relay is publishing. Returns them in outbox order.
+pub fn claim(
+    conn: &mut DbConn,
+    relay: &str,
+    now: NaiveDateTime,
+    expires: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Claimed>> {
+    crate::conn::transaction(conn, |conn| {
+        let sql = match conn.backend() {
+            Backend::Postgres => {
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({CLAIM_LOCK})"))
+                    .execute(conn)?;
+                CLAIM_PG
+            }
+            Backend::Sqlite => CLAIM_SQLITE,
+        };
+        let mut rows = diesel::sql_query(sql)
+            .bind::<Text, _>(relay)
+            .bind::<Timestamp, _>(expires)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load::<Claimed>(conn)?;
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows)
+    })
+}
+
+/// Marks rows sent (those still claimed by `relay`), blanking the payload of sensitive ones.
+/// Returns how many rows were marked.
+pub fn mark_sent(
+    conn: &mut DbConn,
+    relay: &str,
+    seqs: &[i64],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    crate::conn::transaction(conn, |conn| {
+        let mine = || {
+            outbox::table
+                .filter(outbox::seq.eq_any(seqs))
+                .filter(outbox::claimed_by.eq(relay))
+                .filter(outbox::sent_at.is_null())
+        };
+        diesel::update(mine().filter(outbox::sensitive.eq(1)))
+            .set(outbox::payload.eq(""))
+            .execute(conn)?;
+        diesel::update(mine())
+            .set((
+                outbox::sent_at.eq(Some(now)),
+                outbox::claimed_by.eq(None::<String>),
+                outbox::claim_expires.eq(None::<NaiveDateTime>),
+                outbox::last_error.eq(None::<String>),
+            ))
+            .execute(conn)
+    })
+}
+
+/// Gives rows back after a failed publish, recording why, so the next claim retries them.
+pub fn release(conn: &mut DbConn, relay: &str, seqs: &[i64], error: &str) -> QueryResult<usize> {
+    if seqs.is_empty() {
+        return Ok(0);
+    }
+    let error: String = error.chars().take(500).collect();
+    diesel::update(
+        outbox::table
+            .filter(outbox::seq.eq_any(seqs))
+            .filter(outbox::claimed_by.eq(relay)),
+    )
+    .set((
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claim_expires.eq(None::<NaiveDateTime>),
+        outbox::last_error.eq(Some(error)),
+    ))
+    .execute(conn)
+}
+
+/// Deletes rows sent before `before`; returns how many.
+pub fn purge_sent(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(
+        outbox::table
+            .filter(outbox::sent_at.is_not_null())
+            .filter(outbox::sent_at.lt(before)),
+    )
+    .execute(conn)
+}
+
+/// Unsent rows and when the oldest of them was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Rows not yet sent.
+    pub unsent: i64,
+    /// `created_at` of the oldest unsent row.
+    pub oldest: Option<NaiveDateTime>,
+}
+
+#[derive(QueryableByName)]
+struct BacklogRow {
+    #[diesel(sql_type = BigInt)]
+    unsent: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    oldest: Option<NaiveDateTime>,
+}
+
+/// The outbox backlog, for metrics and tests.
+pub fn backlog(conn: &mut DbConn) -> QueryResult<Backlog> {
+    let row = diesel::sql_query(
+        "SELECT COUNT(*) AS unsent, MIN(created_at) AS oldest FROM outbox WHERE sent_at IS NULL",
+    )
+    .get_result::<BacklogRow>(conn)?;
+    Ok(Backlog {
+        unsent: row.unsent,
+        oldest: row.oldest,
+    })
+}
+
+/// How many times a row has been claimed, and its payload: for tests and inspection.
+pub fn attempts(conn: &mut DbConn, id: &str) -> QueryResult<(i32, String)> {
+    outbox::table
+        .filter(outbox::id.eq(id))
+        .select((outbox::attempts, outbox::payload))
+        .first(conn)
+}
