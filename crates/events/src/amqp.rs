@@ -24,12 +24,13 @@ use lapin::options::{
     QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use tokio::sync::Mutex;
 
 use crate::bus::{
-    BoxFuture, Bus, BusError, Deliver, Incoming, Message, Outcome, Subscription,
-    SubscriptionHandle,
+    BoxFuture, Bus, BusError, Deliver, Incoming, Message, Outcome, Subscription, SubscriptionHandle,
 };
 
 const ATTEMPT: &str = "x-fleetdesk-attempt";
@@ -79,12 +80,17 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
 async fn open(config: &AmqpConfig, purpose: &str) -> Result<Connection, BusError> {
     let props = ConnectionProperties::default()
         .with_connection_name(format!("{} {purpose}", config.connection_name).into());
-    match tokio::time::timeout(config.connect_timeout, Connection::connect(&config.url, props))
-        .await
+    match tokio::time::timeout(
+        config.connect_timeout,
+        Connection::connect(&config.url, props),
+    )
+    .await
     {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(unavailable(e)),
-        Err(_) => Err(BusError::Unavailable("timed out connecting to RabbitMQ".into())),
+        Err(_) => Err(BusError::Unavailable(
+            "timed out connecting to RabbitMQ".into(),
+        )),
     }
 }
 
@@ -324,10 +330,7 @@ impl AmqpBus {
         &self.config
     }
 
-    async fn link<'a>(
-        &self,
-        guard: &'a mut Option<Link>,
-    ) -> Result<&'a Link, BusError> {
+    async fn link<'a>(&self, guard: &'a mut Option<Link>) -> Result<&'a Link, BusError> {
         let healthy = guard
             .as_ref()
             .is_some_and(|l| l.channel.status().connected());
@@ -362,7 +365,10 @@ impl AmqpBus {
         for m in batch {
             let mut headers = FieldTable::default();
             if let Some(tp) = &m.traceparent {
-                headers.insert(TRACEPARENT.into(), AMQPValue::LongString(tp.as_str().into()));
+                headers.insert(
+                    TRACEPARENT.into(),
+                    AMQPValue::LongString(tp.as_str().into()),
+                );
             }
             let props = BasicProperties::default()
                 .with_delivery_mode(2)
@@ -371,7 +377,9 @@ impl AmqpBus {
                 .with_type(ShortString::from(m.routing_key.as_str()))
                 .with_headers(headers);
             let sent = if broken {
-                Err(BusError::Unavailable("connection lost earlier in the batch".into()))
+                Err(BusError::Unavailable(
+                    "connection lost earlier in the batch".into(),
+                ))
             } else {
                 link.channel
                     .basic_publish(
@@ -445,7 +453,10 @@ impl AmqpBus {
         let channel = connection.create_channel().await.map_err(unavailable)?;
         let mut out = Vec::new();
         while let Some(got) = channel
-            .basic_get(sub.dead_queue().as_str().into(), BasicGetOptions { no_ack: true })
+            .basic_get(
+                sub.dead_queue().as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
             .await
             .map_err(unavailable)?
         {

@@ -196,7 +196,10 @@ mod tests {
         assert!(topic_matches("user.#", "user.a.b"));
         assert!(topic_matches("*.created", "role.created"));
         assert!(!topic_matches("*.created", "role.updated"));
-        assert!(topic_matches("auth.password_reset_requested", "auth.password_reset_requested"));
+        assert!(topic_matches(
+            "auth.password_reset_requested",
+            "auth.password_reset_requested"
+        ));
         assert!(!topic_matches("auth.x", "auth.y"));
         assert!(topic_matches("#.deleted", "a.b.deleted"));
     }

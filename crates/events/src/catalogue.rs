@@ -95,8 +95,8 @@ pub fn asyncapi(exchange: &str) -> Value {
     let mut operations = BTreeMap::new();
     let mut messages = BTreeMap::new();
     let mut schemas: BTreeMap<String, Value> = BTreeMap::new();
-    let envelope = serde_json::to_value(<Envelope as utoipa::PartialSchema>::schema())
-        .unwrap_or(Value::Null);
+    let envelope =
+        serde_json::to_value(<Envelope as utoipa::PartialSchema>::schema()).unwrap_or(Value::Null);
     schemas.insert("Envelope".into(), envelope);
     for spec in catalogue() {
         let name = (spec.schema_name)();
@@ -311,7 +311,10 @@ mod tests {
     /// UPDATE_PROTO_DOCS=1 after adding or changing an event.
     #[test]
     fn asyncapi_is_current() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto-docs/asyncapi.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../proto-docs/asyncapi.yaml"
+        );
         let want = to_yaml(&asyncapi("fleetdesk.events"));
         if std::env::var_os("UPDATE_PROTO_DOCS").is_some() {
             std::fs::write(path, &want).unwrap();

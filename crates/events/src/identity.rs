@@ -42,9 +42,13 @@ pub struct TenantCreated {
     pub tenant_id: String,
     pub name: String,
 }
-identity_event!(TenantCreated, "tenant.created", "A tenant was created, with its system roles.",
+identity_event!(
+    TenantCreated,
+    "tenant.created",
+    "A tenant was created, with its system roles.",
     |e| format!("tenant:{}", e.tenant_id),
-    subject("tenant", &e.tenant_id, format!("tenant {} created", e.name)));
+    subject("tenant", &e.tenant_id, format!("tenant {} created", e.name))
+);
 
 /// How an account came to be.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -69,9 +73,13 @@ pub struct UserRegistered {
     /// Role monikers given at registration.
     pub roles: Vec<String>,
 }
-identity_event!(UserRegistered, "user.registered", "An account was created (invitation accepted, open registration, or first administrator).",
+identity_event!(
+    UserRegistered,
+    "user.registered",
+    "An account was created (invitation accepted, open registration, or first administrator).",
     |e| format!("user:{}", e.user_id),
-    subject("user", &e.user_id, format!("{} registered", e.email)));
+    subject("user", &e.user_id, format!("{} registered", e.email))
+);
 
 /// Someone was invited; `token` lets notify email the invitation link.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -86,9 +94,14 @@ pub struct UserInvited {
     pub token: String,
     pub expires_at: DateTime<Utc>,
 }
-identity_event!(UserInvited, "user.invited", "Someone was invited to the tenant; carries the token for the invitation email.", true,
+identity_event!(
+    UserInvited,
+    "user.invited",
+    "Someone was invited to the tenant; carries the token for the invitation email.",
+    true,
     |e| format!("invite:{}", e.invite_id),
-    subject("invite", &e.invite_id, format!("{} invited", e.email)));
+    subject("invite", &e.invite_id, format!("{} invited", e.email))
+);
 
 /// A user's profile, permissions or roles changed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -98,9 +111,17 @@ pub struct UserUpdated {
     /// The fields that changed (`name`, `avatarUrl`, `permissions`, `roles`, `password`).
     pub changed: Vec<String>,
 }
-identity_event!(UserUpdated, "user.updated", "A user's profile, password, permissions or roles changed.",
+identity_event!(
+    UserUpdated,
+    "user.updated",
+    "A user's profile, password, permissions or roles changed.",
     |e| format!("user:{}", e.user_id),
-    subject("user", &e.user_id, format!("user changed: {}", e.changed.join(", "))));
+    subject(
+        "user",
+        &e.user_id,
+        format!("user changed: {}", e.changed.join(", "))
+    )
+);
 
 /// A user can no longer sign in; their sessions were revoked.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -108,9 +129,13 @@ identity_event!(UserUpdated, "user.updated", "A user's profile, password, permis
 pub struct UserDeactivated {
     pub user_id: String,
 }
-identity_event!(UserDeactivated, "user.deactivated", "A user was deactivated and their sessions revoked.",
+identity_event!(
+    UserDeactivated,
+    "user.deactivated",
+    "A user was deactivated and their sessions revoked.",
     |e| format!("user:{}", e.user_id),
-    subject("user", &e.user_id, "user deactivated".into()));
+    subject("user", &e.user_id, "user deactivated".into())
+);
 
 /// A deactivated user may sign in again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -118,9 +143,13 @@ identity_event!(UserDeactivated, "user.deactivated", "A user was deactivated and
 pub struct UserReactivated {
     pub user_id: String,
 }
-identity_event!(UserReactivated, "user.reactivated", "A deactivated user was reactivated.",
+identity_event!(
+    UserReactivated,
+    "user.reactivated",
+    "A deactivated user was reactivated.",
     |e| format!("user:{}", e.user_id),
-    subject("user", &e.user_id, "user reactivated".into()));
+    subject("user", &e.user_id, "user reactivated".into())
+);
 
 /// A user was deleted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -129,9 +158,13 @@ pub struct UserDeleted {
     pub user_id: String,
     pub email: String,
 }
-identity_event!(UserDeleted, "user.deleted", "A user was deleted.",
+identity_event!(
+    UserDeleted,
+    "user.deleted",
+    "A user was deleted.",
     |e| format!("user:{}", e.user_id),
-    subject("user", &e.user_id, format!("{} deleted", e.email)));
+    subject("user", &e.user_id, format!("{} deleted", e.email))
+);
 
 /// A role as it is after a change.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -142,9 +175,13 @@ pub struct RoleCreated {
     pub name: String,
     pub permissions: Vec<String>,
 }
-identity_event!(RoleCreated, "role.created", "A custom role was created.",
+identity_event!(
+    RoleCreated,
+    "role.created",
+    "A custom role was created.",
     |e| format!("role:{}", e.role_id),
-    subject("role", &e.role_id, format!("role {} created", e.moniker)));
+    subject("role", &e.role_id, format!("role {} created", e.moniker))
+);
 
 /// A role's name, description or permissions changed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -155,9 +192,13 @@ pub struct RoleUpdated {
     pub name: String,
     pub permissions: Vec<String>,
 }
-identity_event!(RoleUpdated, "role.updated", "A role's name, description or permissions changed.",
+identity_event!(
+    RoleUpdated,
+    "role.updated",
+    "A role's name, description or permissions changed.",
     |e| format!("role:{}", e.role_id),
-    subject("role", &e.role_id, format!("role {} updated", e.moniker)));
+    subject("role", &e.role_id, format!("role {} updated", e.moniker))
+);
 
 /// A role was deleted.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -166,9 +207,13 @@ pub struct RoleDeleted {
     pub role_id: String,
     pub moniker: String,
 }
-identity_event!(RoleDeleted, "role.deleted", "A custom role was deleted.",
+identity_event!(
+    RoleDeleted,
+    "role.deleted",
+    "A custom role was deleted.",
     |e| format!("role:{}", e.role_id),
-    subject("role", &e.role_id, format!("role {} deleted", e.moniker)));
+    subject("role", &e.role_id, format!("role {} deleted", e.moniker))
+);
 
 /// A password reset was requested; notify emails the link.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -181,9 +226,14 @@ pub struct PasswordResetRequested {
     pub token: String,
     pub expires_at: DateTime<Utc>,
 }
-identity_event!(PasswordResetRequested, "auth.password_reset_requested", "A password reset was requested; carries what notify needs to email the link.", true,
+identity_event!(
+    PasswordResetRequested,
+    "auth.password_reset_requested",
+    "A password reset was requested; carries what notify needs to email the link.",
+    true,
     |e| format!("user:{}", e.user_id),
-    subject("user", &e.user_id, "password reset requested".into()));
+    subject("user", &e.user_id, "password reset requested".into())
+);
 
 /// A sign-in failed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -197,9 +247,17 @@ pub struct LoginFailed {
     pub reason: String,
     pub client_ip: Option<String>,
 }
-identity_event!(LoginFailed, "auth.login_failed", "A sign-in attempt failed.",
+identity_event!(
+    LoginFailed,
+    "auth.login_failed",
+    "A sign-in attempt failed.",
     |e| format!("login:{}", e.email),
-    subject("user", e.user_id.as_deref().unwrap_or(""), format!("failed sign-in for {} ({})", e.email, e.reason)));
+    subject(
+        "user",
+        e.user_id.as_deref().unwrap_or(""),
+        format!("failed sign-in for {} ({})", e.email, e.reason)
+    )
+);
 
 /// A refresh token was used twice: its whole family was revoked.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -209,6 +267,14 @@ pub struct RefreshReuseDetected {
     pub family_id: String,
     pub client_ip: Option<String>,
 }
-identity_event!(RefreshReuseDetected, "auth.refresh_reuse_detected", "A rotated refresh token was presented again; the session family was revoked.",
+identity_event!(
+    RefreshReuseDetected,
+    "auth.refresh_reuse_detected",
+    "A rotated refresh token was presented again; the session family was revoked.",
     |e| format!("user:{}", e.user_id),
-    subject("user", &e.user_id, "refresh token reused; sessions revoked".into()));
+    subject(
+        "user",
+        &e.user_id,
+        "refresh token reused; sessions revoked".into()
+    )
+);

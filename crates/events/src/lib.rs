@@ -20,7 +20,9 @@ pub mod local;
 pub mod relay;
 
 pub use amqp::{AmqpBus, AmqpConfig};
-pub use bus::{Bus, BusError, Deliver, Incoming, Message, Outcome, Subscription, SubscriptionHandle};
+pub use bus::{
+    Bus, BusError, Deliver, Incoming, Message, Outcome, Subscription, SubscriptionHandle,
+};
 pub use catalogue::{EventSpec, catalogue};
 pub use consumer::{Consumer, Handler, HandlerError};
 pub use emit::{Origin, emit};

@@ -177,7 +177,9 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
                     bus_messages::table
                         .filter(bus_messages::queue.eq(&q))
                         .filter(bus_messages::dead.eq(0))
-                        .select(fleetdesk_store::diesel::dsl::min(bus_messages::available_at))
+                        .select(fleetdesk_store::diesel::dsl::min(
+                            bus_messages::available_at,
+                        ))
                         .first(c)?
                 } else {
                     None

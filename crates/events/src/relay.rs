@@ -174,11 +174,17 @@ impl Relay {
             })
             .collect();
         let started = Instant::now();
-        let results = tokio::time::timeout(self.options.publish_timeout, self.bus.publish(&messages))
-            .await
-            .unwrap_or_else(|_| {
-                vec![Err(BusError::Unavailable("timed out waiting for confirms".into())); rows.len()]
-            });
+        let results =
+            tokio::time::timeout(self.options.publish_timeout, self.bus.publish(&messages))
+                .await
+                .unwrap_or_else(|_| {
+                    vec![
+                        Err(BusError::Unavailable(
+                            "timed out waiting for confirms".into()
+                        ));
+                        rows.len()
+                    ]
+                });
         let labels = [("service", self.service.clone())];
         metrics::histogram!("events_publish_seconds", &labels)
             .record(started.elapsed().as_secs_f64());
@@ -186,9 +192,12 @@ impl Relay {
         let mut sent = Vec::new();
         let mut failed = Vec::new();
         let mut error = String::new();
-        for (row, result) in rows.iter().zip(results.iter().chain(std::iter::repeat(&Err(
-            BusError::Other("no result from the bus".into()),
-        )))) {
+        for (row, result) in
+            rows.iter()
+                .zip(results.iter().chain(std::iter::repeat(&Err(BusError::Other(
+                    "no result from the bus".into(),
+                )))))
+        {
             match result {
                 Ok(()) => {
                     sent.push(row.seq);

@@ -11,8 +11,8 @@ mod error;
 mod migrate;
 pub mod outbox;
 pub mod platform;
-pub mod processed;
 mod pool;
+pub mod processed;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conn::{Backend, DbConn, MultiBackend, transaction};

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::r2d2::Pool;
 use diesel::connection::SimpleConnection;
+use diesel::r2d2::Pool;
 use diesel::{Connection, PgConnection};
 use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
@@ -181,7 +181,9 @@ fn listen_loop(url: &str, channel: &str, notify: &std::sync::Weak<Notify>) {
     while let Some(target) = notify.upgrade() {
         if conn.is_none() {
             let listening = PgConnection::establish(url).ok().and_then(|mut c| {
-                c.batch_execute(&format!("LISTEN {channel}")).ok().map(|()| c)
+                c.batch_execute(&format!("LISTEN {channel}"))
+                    .ok()
+                    .map(|()| c)
             });
             match listening {
                 Some(c) => {

@@ -10,6 +10,9 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod forge;
+mod proxy;
+
+pub use proxy::TcpProxy;
 
 use std::sync::Once;
 
@@ -33,6 +36,21 @@ pub fn postgres_server() -> Option<String> {
     std::env::var("FLEETDESK_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
+}
+
+/// The RabbitMQ broker tests run against (`FLEETDESK_TEST_AMQP_URL`). Unset, the tests that
+/// need a broker run on the in-process bus instead; with `CI=true` an unset URL is a failure,
+/// so CI can never skip them silently.
+pub fn amqp_server() -> Option<String> {
+    let url = std::env::var("FLEETDESK_TEST_AMQP_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() && std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "CI=true but FLEETDESK_TEST_AMQP_URL is not set: RabbitMQ tests cannot be skipped in CI"
+        );
+    }
+    url
 }
 
 /// A database for one test, removed when dropped.

@@ -1,0 +1,265 @@
+//! The issue's proofs: broker outage, consumer crash, poison messages, two relays.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use fleetdesk_events::{Bus, Relay};
+
+use crate::rig::{Counting, Kind, Rig, counter, eventually};
+
+/// The broker is cut off while 1,000 writes happen: every write succeeds, and once the cut
+/// heals every event reaches the consumer exactly once in effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn broker_outage_loses_nothing_rabbitmq() {
+    let Some(rig) = Rig::new(Kind::Rabbit, true).await else {
+        return;
+    };
+    fleetdesk_telemetry::metrics_handle();
+    let _consumer = rig.consume().await;
+    let _relay = rig.relay().spawn();
+
+    // Connected: a first event goes through.
+    rig.write("warmup", 0, false).await;
+    eventually(20, "the warm-up event", || async {
+        rig.effects().await == 1
+    })
+    .await;
+
+    let proxy = rig.proxy.as_ref().unwrap();
+    proxy.cut();
+    let mut writers = Vec::new();
+    for w in 0..10u32 {
+        let db_rig = &rig;
+        writers.push(async move {
+            for i in 0..100u32 {
+                db_rig.write(&format!("k{w}"), w * 100 + i, false).await;
+            }
+        });
+    }
+    futures_util::future::join_all(writers).await;
+    assert_eq!(
+        rig.effects().await,
+        1,
+        "nothing may arrive through a cut connection"
+    );
+    assert!(
+        rig.unsent().await > 0,
+        "the outbox holds the writes during the outage"
+    );
+    assert!(
+        rig.bus.check().await.is_err(),
+        "readiness sees the broker gone"
+    );
+
+    proxy.heal();
+    eventually(90, "1,000 events after the cut healed", || async {
+        rig.effects().await >= 1001
+    })
+    .await;
+    // Let any duplicate deliveries arrive before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(rig.effects().await, 1001);
+    assert!(
+        rig.doubled().await.is_empty(),
+        "an event had a second effect"
+    );
+    assert_eq!(rig.unsent().await, 0);
+    rig.cleanup().await;
+}
+
+async fn crash_then_retry(kind: Kind) {
+    let Some(rig) = Rig::new(kind, false).await else {
+        return;
+    };
+    let _consumer = rig.consume().await;
+    let relay = rig.relay();
+    let first = rig.write("a", 1, false).await;
+    rig.fail_once.lock().unwrap().push(first.id.to_string());
+    relay.drain().await.unwrap();
+    eventually(20, "the retried event", || async {
+        rig.effects().await == 1
+    })
+    .await;
+    // Delivered twice (the crash and the retry), one effect.
+    let seen = rig.seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![("a".to_owned(), 1), ("a".to_owned(), 1)]);
+
+    // The same event published again (a relay that lost its lease does this) has no effect.
+    let again = fleetdesk_events::Message {
+        id: first.id.to_string(),
+        routing_key: "test.pinged".into(),
+        payload: serde_json::to_vec(&first).unwrap(),
+        traceparent: None,
+    };
+    assert!(
+        rig.bus
+            .publish(&[again])
+            .await
+            .into_iter()
+            .all(|r| r.is_ok())
+    );
+    rig.write("a", 2, false).await;
+    relay.drain().await.unwrap();
+    eventually(20, "the event after the duplicate", || async {
+        rig.effects().await == 2
+    })
+    .await;
+    assert!(rig.doubled().await.is_empty());
+    rig.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_handler_is_retried_with_one_effect_rabbitmq() {
+    crash_then_retry(Kind::Rabbit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_handler_is_retried_with_one_effect_in_process() {
+    crash_then_retry(Kind::Local).await;
+}
+
+async fn poison_is_parked(kind: Kind) {
+    let Some(rig) = Rig::new(kind, false).await else {
+        return;
+    };
+    fleetdesk_telemetry::metrics_handle();
+    let queue = rig.sub.queue();
+    let _consumer = rig.consume().await;
+    let relay = rig.relay();
+    let poison = rig.write("p", 0, true).await;
+    for n in 1..=5 {
+        rig.write("q", n, false).await;
+    }
+    // Not an event at all: parked on its first delivery.
+    let garbage = fleetdesk_events::Message {
+        id: uuid::Uuid::now_v7().to_string(),
+        routing_key: "test.pinged".into(),
+        payload: b"{not json".to_vec(),
+        traceparent: None,
+    };
+    relay.drain().await.unwrap();
+    assert!(
+        rig.bus
+            .publish(&[garbage])
+            .await
+            .into_iter()
+            .all(|r| r.is_ok())
+    );
+
+    eventually(20, "the poison event parked", || async {
+        counter("events_dead_lettered_total", &queue) >= 2.0
+    })
+    .await;
+    assert_eq!(counter("events_retried_total", &queue), 2.0);
+    let seen = rig.seen.lock().unwrap().clone();
+    let poison_tries: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.0 == "p")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(poison_tries.len(), 3, "tried max_attempts times: {seen:?}");
+    let followers_done = seen.iter().position(|s| *s == ("q".to_owned(), 5)).unwrap();
+    assert!(
+        followers_done < poison_tries[1],
+        "the events behind the poison waited for it: {seen:?}"
+    );
+    // Only the followers' effects remain; the poison's were rolled back each time.
+    assert_eq!(rig.effects().await, 5);
+
+    let dead = rig.dead().await;
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let parked = dead
+        .iter()
+        .find(|(m, _)| m.id.as_deref() == Some(&poison.id.to_string()))
+        .expect("the poison event is in the dead-letter queue");
+    assert_eq!(parked.0.attempt, 3);
+    assert_eq!(parked.0.routing_key, "test.pinged");
+    assert!(parked.1.contains("poisoned"), "{}", parked.1);
+    assert!(
+        dead.iter()
+            .any(|(m, e)| m.attempt == 1 && e.contains("not an event"))
+    );
+    rig.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_event_is_parked_without_blocking_rabbitmq() {
+    poison_is_parked(Kind::Rabbit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_event_is_parked_without_blocking_in_process() {
+    poison_is_parked(Kind::Local).await;
+}
+
+async fn two_relays(kind: Kind) {
+    let Some(rig) = Rig::new(kind, false).await else {
+        return;
+    };
+    let _consumer = rig.consume().await;
+    for n in 0..400u32 {
+        rig.write(&format!("k{}", n % 7), n, false).await;
+    }
+    let counting = Arc::new(Counting {
+        inner: rig.bus.clone(),
+        published: Mutex::new(HashMap::new()),
+    });
+    let bus: Arc<dyn Bus> = counting.clone();
+    let mut options = Rig::relay_options();
+    options.batch = 25;
+    let a = Relay::new("test", rig.db.clone(), bus.clone()).with_options(options.clone());
+    let b = Relay::new("test", rig.db.clone(), bus).with_options(options);
+    let (ra, rb) = tokio::join!(a.drain(), b.drain());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra + rb, 400, "a sent {ra}, b sent {rb}");
+    let published = counting.published.lock().unwrap().clone();
+    assert_eq!(published.len(), 400);
+    assert!(
+        published.values().all(|n| *n == 1),
+        "a row was published twice"
+    );
+    assert_eq!(rig.unsent().await, 0);
+
+    eventually(30, "all 400 events consumed", || async {
+        rig.effects().await == 400
+    })
+    .await;
+    // Each aggregate's events arrived in the order they were written.
+    let seen = rig.seen.lock().unwrap().clone();
+    let mut last: HashMap<String, u32> = HashMap::new();
+    for (key, n) in seen {
+        if let Some(prev) = last.insert(key.clone(), n) {
+            assert!(n > prev, "{key}: {n} arrived after {prev}");
+        }
+    }
+    rig.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_publish_each_row_once_rabbitmq() {
+    two_relays(Kind::Rabbit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_publish_each_row_once_in_process() {
+    two_relays(Kind::Local).await;
+}
+
+/// The in-process bus keeps what was published while no consumer ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_bus_keeps_messages_across_a_consumer_restart() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    let consumer = rig.consume().await;
+    consumer.stop();
+    for n in 0..3 {
+        rig.write("r", n, false).await;
+    }
+    rig.relay().drain().await.unwrap();
+    assert_eq!(rig.effects().await, 0);
+    let _consumer = rig.consume().await;
+    eventually(10, "the events published while stopped", || async {
+        rig.effects().await == 3
+    })
+    .await;
+}

@@ -1,0 +1,142 @@
+//! The outbox on its own: atomicity, trace context, sensitive payloads, ordering of claims.
+
+use chrono::Utc;
+use fleetdesk_events::{Envelope, Origin, emit};
+use fleetdesk_store::diesel::connection::SimpleConnection;
+use fleetdesk_store::{StoreError, outbox};
+
+use crate::rig::{Kind, Pinged, Rig, eventually};
+
+#[tokio::test]
+async fn a_rolled_back_write_publishes_nothing() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    let result = rig
+        .db
+        .transaction(|c| {
+            c.batch_execute("INSERT INTO things (id, n) VALUES ('x', 1)")?;
+            let origin = Origin::new(None, "system", Utc::now());
+            emit(
+                c,
+                &origin,
+                &Pinged {
+                    key: "x".into(),
+                    n: 1,
+                    poison: false,
+                },
+            )?;
+            Err::<(), _>(StoreError::Conflict("the domain check failed".into()))
+        })
+        .await;
+    assert!(result.is_err());
+    assert_eq!(rig.unsent().await, 0);
+    assert_eq!(rig.count("SELECT COUNT(*) AS n FROM things").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_context_travels_to_the_consumer() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Envelope>::new()));
+    let s = seen.clone();
+    let consumer = fleetdesk_events::Consumer::new(
+        "trace",
+        rig.db.clone(),
+        move |_: &mut fleetdesk_store::DbConn, env: &Envelope| {
+            s.lock().unwrap().push(env.clone());
+            Ok(())
+        },
+    );
+    let _handle = rig.bus.subscribe(rig.sub.clone(), consumer).await.unwrap();
+    let sent = rig.write("t", 1, false).await;
+    let _relay = rig.relay().spawn();
+    eventually(10, "the event", || async {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    let got = seen.lock().unwrap()[0].clone();
+    assert_eq!(got, sent);
+    assert_eq!(got.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+    assert_eq!(got.tenant_id.as_deref(), Some("tenant-1"));
+    assert_eq!(got.actor, "user-1");
+    assert_eq!(got.source, "test");
+}
+
+#[tokio::test]
+async fn claims_skip_aggregates_another_relay_holds_and_leases_expire() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    rig.write("a", 1, false).await;
+    rig.write("a", 2, false).await;
+    rig.write("b", 1, false).await;
+    let now = Utc::now().naive_utc();
+    let later = now + chrono::Duration::seconds(30);
+    let (first, second, after_expiry) = rig
+        .db
+        .run(move |c| {
+            // Relay 1 takes only the first row (a:1).
+            let first = outbox::claim(c, "r1", now, later, 1)?;
+            // Relay 2 must not take a:2 while a:1 is held, but may take b:1.
+            let second = outbox::claim(c, "r2", now, later, 10)?;
+            // After relay 1's lease runs out, its row can be taken over.
+            let after = outbox::claim(
+                c,
+                "r3",
+                later + chrono::Duration::seconds(1),
+                later + chrono::Duration::seconds(60),
+                10,
+            )?;
+            Ok::<_, StoreError>((first, second, after))
+        })
+        .await
+        .unwrap();
+    let aggs = |v: &Vec<outbox::Claimed>| v.iter().map(|r| r.aggregate.clone()).collect::<Vec<_>>();
+    assert_eq!(aggs(&first), vec!["thing:a"]);
+    assert_eq!(aggs(&second), vec!["thing:b"]);
+    // r3 sees every unsent row whose lease has expired, in order.
+    assert_eq!(aggs(&after_expiry), vec!["thing:a", "thing:a", "thing:b"]);
+}
+
+#[tokio::test]
+async fn sensitive_payloads_are_blanked_once_sent_and_old_rows_purged() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    let reset = fleetdesk_events::identity::PasswordResetRequested {
+        user_id: "u1".into(),
+        email: "a@example.com".into(),
+        name: "A".into(),
+        token: "secret-token-value".into(),
+        expires_at: Utc::now(),
+    };
+    let env = rig
+        .db
+        .transaction(move |c| {
+            let origin = Origin::new(Some("t".into()), "anonymous", Utc::now());
+            let a = emit(c, &origin, &reset)?;
+            Ok::<_, StoreError>(a)
+        })
+        .await
+        .unwrap();
+    let id = env.id.to_string();
+    let i = id.clone();
+    let (_, before) = rig
+        .db
+        .run(move |c| outbox::attempts(c, &i).map_err(StoreError::from))
+        .await
+        .unwrap();
+    assert!(before.contains("secret-token-value"));
+    rig.relay().drain().await.unwrap();
+    let i = id.clone();
+    let (attempts, after) = rig
+        .db
+        .run(move |c| outbox::attempts(c, &i).map_err(StoreError::from))
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+    assert_eq!(after, "", "the token stayed in the outbox after sending");
+    let purged = rig
+        .db
+        .run(|c| {
+            outbox::purge_sent(c, Utc::now().naive_utc() + chrono::Duration::seconds(1))
+                .map_err(StoreError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+}
