@@ -56,6 +56,7 @@ fn spec<E: Event>() -> EventSpec {
 pub fn catalogue() -> Vec<EventSpec> {
     vec![
         spec::<identity::TenantCreated>(),
+        spec::<identity::TenantUpdated>(),
         spec::<identity::UserRegistered>(),
         spec::<identity::UserInvited>(),
         spec::<identity::UserUpdated>(),

@@ -50,6 +50,27 @@ identity_event!(
     subject("tenant", &e.tenant_id, format!("tenant {} created", e.name))
 );
 
+/// A tenant's name or settings changed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantUpdated {
+    pub tenant_id: String,
+    pub name: String,
+    /// The fields that changed (`name`, `settings`).
+    pub changed: Vec<String>,
+}
+identity_event!(
+    TenantUpdated,
+    "tenant.updated",
+    "A tenant's name or settings changed.",
+    |e| format!("tenant:{}", e.tenant_id),
+    subject(
+        "tenant",
+        &e.tenant_id,
+        format!("tenant changed: {}", e.changed.join(", "))
+    )
+);
+
 /// How an account came to be.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

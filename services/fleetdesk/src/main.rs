@@ -4,10 +4,16 @@
 //! `DATABASE_URL` pointing at a PostgreSQL server, each service gets its own database there
 //! (`fleetdesk_<service>`), created on first start. Today that is identity; later services and
 //! the gateway join here.
+//!
+//! Events travel on the in-process bus, kept durably in a database of its own (`bus`), unless
+//! `FLEETDESK_AMQP_URL` names a RabbitMQ broker.
 
 use anyhow::Context;
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
-use fleetdesk_store::{Backend, ensure_database};
+use std::sync::Arc;
+
+use fleetdesk_events::{Bus, LocalBus};
+use fleetdesk_store::{Backend, Db, Migrations, PoolOptions, ensure_database};
 use fleetdesk_telemetry::{LogFormat, init_tracing};
 use fleetdesk_web::config::Settings;
 
@@ -46,8 +52,28 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || database_url(&s, "identity", &dir)).await??
     };
     settings.set("IDENTITY_DATABASE_URL", identity_db);
+    let bus: Option<Arc<dyn Bus>> = if settings.get("FLEETDESK_AMQP_URL").is_some() {
+        None
+    } else {
+        let (s, dir) = (settings.clone(), data_dir.clone());
+        let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
+            let url = database_url(&s, "bus", &dir)?;
+            Ok(Db::connect(
+                "bus",
+                &url,
+                &Migrations::PLATFORM,
+                PoolOptions::default(),
+            )?)
+        })
+        .await??;
+        Some(Arc::new(LocalBus::new(db)))
+    };
     let identity = IdentityConfig::from_settings(&settings, &data_dir)?;
-    let identity = Application::build(identity, Dependencies::default()).await?;
+    let deps = Dependencies {
+        bus,
+        ..Dependencies::default()
+    };
+    let identity = Application::build(identity, deps).await?;
 
     println!("\nFleetdesk is running.");
     println!(

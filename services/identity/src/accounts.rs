@@ -4,11 +4,12 @@
 use chrono::{DateTime, Duration, Utc};
 use fleetdesk_auth::permissions::{effective, is_grantable};
 use fleetdesk_auth::{Grants, TokenType};
+use fleetdesk_events::identity as ev;
+use fleetdesk_events::{Origin, emit};
 use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::{ApiError, FieldError};
 
 use crate::AppState;
-use crate::delivery::PasswordResetRequested;
 use crate::domain::secrets::{random_token, sha256_hex};
 use crate::domain::system_roles;
 use crate::store::password_resets::{self, PasswordResetRow};
@@ -59,6 +60,7 @@ pub fn create_tenant(
     conn: &mut DbConn,
     name: &str,
     now: DateTime<Utc>,
+    origin: &Origin,
 ) -> Result<(TenantRow, Vec<RoleRow>), ApiError> {
     let now = now.naive_utc();
     let tenant = TenantRow {
@@ -93,6 +95,18 @@ pub fn create_tenant(
         roles::insert(conn, &row)?;
         created.push(row);
     }
+    let origin = Origin {
+        tenant_id: Some(tenant.id.clone()),
+        ..origin.clone()
+    };
+    emit(
+        conn,
+        &origin,
+        &ev::TenantCreated {
+            tenant_id: tenant.id.clone(),
+            name: tenant.name.clone(),
+        },
+    )?;
     Ok((tenant, created))
 }
 
@@ -207,11 +221,14 @@ pub fn login_response(
 }
 
 /// Creates a single-use reset token for an active user, superseding earlier ones.
+/// Issues a reset token for `user` and writes `auth.password_reset_requested` (which notify
+/// turns into an email) in the same transaction.
 pub fn start_password_reset(
     conn: &mut DbConn,
     user: &UserRow,
     now: DateTime<Utc>,
-) -> Result<PasswordResetRequested, ApiError> {
+    origin: &Origin,
+) -> Result<(), ApiError> {
     password_resets::expire_for_user(conn, &user.id, now.naive_utc())?;
     let token = random_token(32);
     let expires_at = now + RESET_TTL;
@@ -227,14 +244,18 @@ pub fn start_password_reset(
             created_at: now.naive_utc(),
         },
     )?;
-    Ok(PasswordResetRequested {
-        tenant_id: user.tenant_id.clone(),
-        user_id: user.id.clone(),
-        email: user.email.clone(),
-        name: user.name.clone(),
-        token,
-        expires_at,
-    })
+    emit(
+        conn,
+        origin,
+        &ev::PasswordResetRequested {
+            user_id: user.id.clone(),
+            email: user.email.clone(),
+            name: user.name.clone(),
+            token,
+            expires_at,
+        },
+    )?;
+    Ok(())
 }
 
 /// Checks that each node exists in the catalogue (or is a real wildcard), naming the bad

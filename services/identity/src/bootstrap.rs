@@ -1,5 +1,7 @@
 //! The first tenant and administrator of an empty installation.
 
+use fleetdesk_events::identity as ev;
+use fleetdesk_events::{Origin, emit};
 use fleetdesk_web::ApiError;
 
 use crate::AppState;
@@ -48,9 +50,22 @@ pub async fn ensure_first_admin(state: &AppState) -> anyhow::Result<Option<First
             if tenants::count(conn)? > 0 {
                 return Ok::<_, ApiError>(false);
             }
-            let (tenant, roles) = create_tenant(conn, &config.admin_tenant, now)?;
+            let origin = Origin::new(None, "system", now);
+            let (tenant, roles) = create_tenant(conn, &config.admin_tenant, now, &origin)?;
             let user = new_user(&tenant.id, &config.admin_email, "Administrator", hash, now);
             users::insert(conn, &user)?;
+            let origin = Origin::new(Some(tenant.id.clone()), "system", now);
+            emit(
+                conn,
+                &origin,
+                &ev::UserRegistered {
+                    user_id: user.id.clone(),
+                    email: user.email.clone(),
+                    name: user.name.clone(),
+                    via: ev::Registration::Bootstrap,
+                    roles: vec![ADMIN.to_owned()],
+                },
+            )?;
             let admin: Vec<String> = roles
                 .iter()
                 .filter(|r| r.moniker == ADMIN)

@@ -47,6 +47,13 @@ pub struct IdentityConfig {
     /// Take the client address from `X-Forwarded-For` (`FLEETDESK_TRUST_FORWARDED_FOR`); only
     /// behind the gateway or another proxy that sets it.
     pub trust_forwarded_for: bool,
+    /// RabbitMQ (`FLEETDESK_AMQP_URL`); unset: the in-process bus in identity's database.
+    pub amqp_url: Option<String>,
+    /// The topic exchange (`FLEETDESK_AMQP_EXCHANGE`, default `fleetdesk.events`).
+    pub amqp_exchange: String,
+    /// Put before queue names (`FLEETDESK_AMQP_QUEUE_PREFIX`, default empty): lets several
+    /// installations share one broker.
+    pub amqp_queue_prefix: String,
 }
 
 impl IdentityConfig {
@@ -97,6 +104,33 @@ impl IdentityConfig {
                 .map(usize::from)
                 .unwrap_or(2),
         )?;
+        let amqp_url = match s.get("FLEETDESK_AMQP_URL").filter(|u| !u.is_empty()) {
+            Some(u) if u.starts_with("amqp://") || u.starts_with("amqps://") => Some(u.to_owned()),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "FLEETDESK_AMQP_URL",
+                    "must start with amqp:// or amqps://",
+                ));
+            }
+            None => None,
+        };
+        let name = |var: &str, default: &str, empty_ok: bool| -> Result<String, ConfigError> {
+            let v = s.get(var).unwrap_or(default).to_owned();
+            let ok = (empty_ok || !v.is_empty())
+                && v.len() <= 100
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if ok {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    "letters, digits, '.', '_' and '-' only, at most 100",
+                ))
+            }
+        };
+        let amqp_exchange = name("FLEETDESK_AMQP_EXCHANGE", "fleetdesk.events", false)?;
+        let amqp_queue_prefix = name("FLEETDESK_AMQP_QUEUE_PREFIX", "", true)?;
         Ok(Self {
             listen: s
                 .get("FLEETDESK_IDENTITY_LISTEN")
@@ -132,6 +166,9 @@ impl IdentityConfig {
                 .to_owned(),
             service_clients,
             trust_forwarded_for: s.bool_or("FLEETDESK_TRUST_FORWARDED_FOR", false)?,
+            amqp_url,
+            amqp_exchange,
+            amqp_queue_prefix,
         })
     }
 }

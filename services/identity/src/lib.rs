@@ -5,10 +5,11 @@
 //! database, and talk HTTP to the result.
 
 pub mod accounts;
+pub mod audit;
 pub mod bootstrap;
 pub mod config;
-pub mod delivery;
 pub mod domain;
+pub mod events;
 pub mod routes;
 pub mod store;
 pub mod tokens;
@@ -22,6 +23,8 @@ use actix_web::middleware::from_fn;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use fleetdesk_auth::Verifier;
+use fleetdesk_events::relay::RelayHandle;
+use fleetdesk_events::{Bus, Consumer, Relay, SubscriptionHandle};
 use fleetdesk_store::{Clock, Db, Migrations, PoolOptions, SystemClock};
 use fleetdesk_web::context::{ServiceName, observe};
 use fleetdesk_web::docs::{CommonDocs, swagger};
@@ -32,7 +35,6 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
 pub use config::IdentityConfig;
-pub use delivery::{LogOnlyDelivery, PasswordResetDelivery, PasswordResetRequested};
 
 use crate::domain::password::PasswordHasher;
 use crate::tokens::KeyRing;
@@ -70,8 +72,8 @@ pub struct AppState {
     /// Bounds concurrent Argon2 work to the number of cores, so a login flood queues instead
     /// of occupying every blocking thread.
     pub hashing: Arc<Semaphore>,
-    /// Where password-reset tokens go.
-    pub resets: Arc<dyn PasswordResetDelivery>,
+    /// The event bus (RabbitMQ, or in-process).
+    pub bus: Arc<dyn Bus>,
 }
 
 impl AppState {
@@ -97,15 +99,16 @@ impl AppState {
 pub struct Dependencies {
     /// Time.
     pub clock: Arc<dyn Clock>,
-    /// Where password-reset tokens go.
-    pub resets: Arc<dyn PasswordResetDelivery>,
+    /// The event bus; `None` builds it from the configuration. The one-binary mode passes
+    /// the in-process bus all its services share.
+    pub bus: Option<Arc<dyn Bus>>,
 }
 
 impl Default for Dependencies {
     fn default() -> Self {
         Self {
             clock: Arc::new(SystemClock),
-            resets: Arc::new(LogOnlyDelivery),
+            bus: None,
         }
     }
 }
@@ -121,6 +124,7 @@ impl Default for Dependencies {
         (name = "permissions", description = "The permission catalogue"),
         (name = "api-keys", description = "Keys for programmatic access"),
         (name = "tenants", description = "The caller's tenant"),
+        (name = "audit", description = "The tenant's audit log"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]
@@ -160,6 +164,10 @@ pub async fn prepare(
     let cores = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(2);
+    let bus = deps
+        .bus
+        .clone()
+        .unwrap_or_else(|| events::bus_from_config(&config, &db));
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -168,7 +176,7 @@ pub async fn prepare(
         clock: deps.clock,
         hasher: PasswordHasher::default(),
         hashing: Arc::new(Semaphore::new(cores)),
-        resets: deps.resets,
+        bus,
     };
     let first = bootstrap::ensure_first_admin(&state).await?;
     Ok((state, first))
@@ -183,7 +191,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let server = HttpServer::new(move || {
         let readiness = Readiness {
             db: state.db.clone(),
-            bus: None,
+            bus: Some(Arc::new(events::BusProbe(state.bus.clone()))),
         };
         App::new()
             .app_data(ServiceName(SERVICE))
@@ -212,6 +220,27 @@ pub struct Application {
     /// The first admin, when this start created one.
     pub first_admin: Option<bootstrap::FirstAdmin>,
     server: Server,
+    background: Background,
+}
+
+/// The event tasks of a running service: the outbox relay and the audit consumer. They stop
+/// when this is dropped.
+pub struct Background {
+    _relay: RelayHandle,
+    _audit: SubscriptionHandle,
+}
+
+/// Starts publishing the outbox and consuming events for the audit log.
+pub async fn start_events(state: &AppState) -> anyhow::Result<(RelayHandle, SubscriptionHandle)> {
+    let relay = Relay::new(SERVICE, state.db.clone(), state.bus.clone()).spawn();
+    let consumer = Consumer::new(audit::CONSUMER, state.db.clone(), audit::record);
+    let subscription = audit::subscription(&state.config.amqp_queue_prefix);
+    let handle = state
+        .bus
+        .subscribe(subscription, consumer)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot subscribe to events: {e}"))?;
+    Ok((relay, handle))
 }
 
 impl Application {
@@ -221,17 +250,28 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
         let (state, first_admin) = prepare(config, deps).await?;
+        let (relay, audit) = start_events(&state).await?;
         let server = serve(state.clone(), listener)?;
         Ok(Self {
             port,
             state,
             first_admin,
             server,
+            background: Background {
+                _relay: relay,
+                _audit: audit,
+            },
         })
     }
 
     /// Serves until the server stops (Ctrl-C or SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (server, _background) = self.into_parts();
+        server.await
+    }
+
+    /// The HTTP server and the event tasks, to run and stop separately.
+    pub fn into_parts(self) -> (Server, Background) {
+        (self.server, self.background)
     }
 }

@@ -8,6 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, get, post};
 use chrono::Duration;
 use fleetdesk_auth::permissions::{all_nodes, effective, grants};
 use fleetdesk_auth::{Grants, TokenType};
+use fleetdesk_events::emit;
+use fleetdesk_events::identity as ev;
 use fleetdesk_store::DbConn;
 use fleetdesk_web::extract::parse_json;
 use fleetdesk_web::{ApiError, Caller, FieldErrors, Json};
@@ -22,6 +24,7 @@ use crate::domain::lockout::{self, Counter, Policy};
 use crate::domain::secrets::{api_key_prefix, secrets_match, sha256_hex};
 use crate::domain::system_roles::ADMIN;
 use crate::domain::{names, password};
+use crate::events;
 use crate::store::throttles::{self, ThrottleRow};
 use crate::store::{api_keys, invites, list_from_json, password_resets, refresh_tokens, users};
 use crate::tokens::Subject;
@@ -146,6 +149,7 @@ async fn register(
         .map_err(ApiError::internal)?;
     let now = state.clock.now();
     let st = state.clone();
+    let origin = events::anonymous(None, "anonymous", now);
     let response = state
         .db
         .transaction(move |conn| {
@@ -176,18 +180,20 @@ async fn register(
                     users::insert(conn, &user)?;
                     // Roles deleted since the invitation are skipped, not an error.
                     let wanted = list_from_json(&invite.roles);
-                    let roles: Vec<String> = wanted
+                    let roles: Vec<(String, String)> = wanted
                         .iter()
                         .filter_map(|m| {
                             crate::store::roles::find(conn, &invite.tenant_id, m).transpose()
                         })
-                        .map(|r| r.map(|r| r.id))
+                        .map(|r| r.map(|r| (r.id, r.moniker)))
                         .collect::<Result<_, _>>()?;
-                    users::set_roles(conn, &user.tenant_id, &user.id, &roles)?;
-                    user
+                    let ids: Vec<String> = roles.iter().map(|r| r.0.clone()).collect();
+                    users::set_roles(conn, &user.tenant_id, &user.id, &ids)?;
+                    let monikers = roles.into_iter().map(|r| r.1).collect();
+                    (user, ev::Registration::Invite, monikers)
                 }
                 None => {
-                    let (tenant, roles) = create_tenant(conn, &tenant_name, now)?;
+                    let (tenant, roles) = create_tenant(conn, &tenant_name, now, &origin)?;
                     let user = new_user(&tenant.id, email.as_str(), &name, hash, now);
                     users::insert(conn, &user)?;
                     let admin: Vec<String> = roles
@@ -196,9 +202,26 @@ async fn register(
                         .map(|r| r.id.clone())
                         .collect();
                     users::set_roles(conn, &tenant.id, &user.id, &admin)?;
-                    user
+                    (user, ev::Registration::Open, vec![ADMIN.to_owned()])
                 }
             };
+            let (user, via, roles) = user;
+            let origin = fleetdesk_events::Origin {
+                tenant_id: Some(user.tenant_id.clone()),
+                actor: user.id.clone(),
+                ..origin
+            };
+            emit(
+                conn,
+                &origin,
+                &ev::UserRegistered {
+                    user_id: user.id.clone(),
+                    email: user.email.clone(),
+                    name: user.name.clone(),
+                    via,
+                    roles,
+                },
+            )?;
             users::record_login(conn, &user.id, now.naive_utc())?;
             let user = users::find(conn, &user.tenant_id, &user.id)?
                 .ok_or_else(|| ApiError::internal("user vanished"))?;
@@ -302,8 +325,9 @@ async fn login(
             "is required and at most 128 characters",
         ));
     }
+    let ip = client_ip(&req, state.config.trust_forwarded_for);
     let account_key = format!("email:{email}");
-    let address_key = format!("ip:{}", client_ip(&req, state.config.trust_forwarded_for));
+    let address_key = format!("ip:{ip}");
     let now = state.clock.now();
     let (keys, lookup) = ((account_key.clone(), address_key.clone()), email.clone());
     let user = state
@@ -333,12 +357,24 @@ async fn login(
         })
         .await?;
     let st = state.clone();
+    let origin = events::anonymous(
+        user.as_ref().map(|u| u.tenant_id.as_str()),
+        "anonymous",
+        now,
+    );
+    let failed = move |user_id: Option<String>, reason: &str| ev::LoginFailed {
+        email: email.clone(),
+        user_id,
+        reason: reason.to_owned(),
+        client_ip: Some(ip.clone()),
+    };
     let outcome = state
         .db
         .transaction(move |conn| match user {
             Some(user) if matches => {
                 throttles::clear(conn, &account_key)?;
                 if user.status != "active" {
+                    emit(conn, &origin, &failed(Some(user.id.clone()), "inactive"))?;
                     return Ok(Err(ApiError::forbidden(
                         "account_deactivated",
                         "this account is deactivated",
@@ -347,9 +383,14 @@ async fn login(
                 users::record_login(conn, &user.id, now.naive_utc())?;
                 Ok(Ok(login_response(&st, conn, user, None)?))
             }
-            _ => {
+            other => {
                 record_failure(conn, &account_key, &lockout::ACCOUNT, now)?;
                 record_failure(conn, &address_key, &lockout::ADDRESS, now)?;
+                emit(
+                    conn,
+                    &origin,
+                    &failed(other.map(|u| u.id), "bad_credentials"),
+                )?;
                 Ok::<_, ApiError>(Err(ApiError::unauthorized(
                     "invalid_credentials",
                     "the email or password is wrong",
@@ -427,6 +468,8 @@ async fn refresh(
     let hash = sha256_hex(&token);
     let now = state.clock.now();
     let st = state.clone();
+    let ip = client_ip(&req, state.config.trust_forwarded_for);
+    let origin = events::anonymous(None, "anonymous", now);
     let outcome = state
         .db
         .transaction(move |conn| {
@@ -445,6 +488,19 @@ async fn refresh(
             if row.used_at.is_some() || !refresh_tokens::mark_used(conn, &row.id, now.naive_utc())?
             {
                 refresh_tokens::revoke_family(conn, &row.family_id, now.naive_utc())?;
+                let origin = fleetdesk_events::Origin {
+                    tenant_id: Some(row.tenant_id.clone()),
+                    ..origin
+                };
+                emit(
+                    conn,
+                    &origin,
+                    &ev::RefreshReuseDetected {
+                        user_id: row.user_id.clone(),
+                        family_id: row.family_id.clone(),
+                        client_ip: Some(ip),
+                    },
+                )?;
                 return Ok(Refreshed::Reused {
                     user_id: row.user_id,
                 });
@@ -547,18 +603,20 @@ async fn request_password_reset(
         ));
     }
     let now = state.clock.now();
-    let reset = state
+    let origin = events::anonymous(None, "anonymous", now);
+    state
         .db
         .transaction(move |conn| match users::find_by_email(conn, &email)? {
             Some(user) if user.status == "active" => {
-                Ok::<_, ApiError>(Some(start_password_reset(conn, &user, now)?))
+                let origin = fleetdesk_events::Origin {
+                    tenant_id: Some(user.tenant_id.clone()),
+                    ..origin
+                };
+                start_password_reset(conn, &user, now, &origin)
             }
-            _ => Ok(None),
+            _ => Ok(()),
         })
         .await?;
-    if let Some(reset) = reset {
-        state.resets.deliver(reset);
-    }
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -606,6 +664,7 @@ async fn confirm_password_reset(
         .hashing(move |h| h.hash(&new_password))
         .await?
         .map_err(ApiError::internal)?;
+    let origin = events::anonymous(Some(&user.1.tenant_id), &user.1.id, now);
     state
         .db
         .transaction(move |conn| {
@@ -627,6 +686,14 @@ async fn confirm_password_reset(
             )?;
             refresh_tokens::revoke_user(conn, &user.id, now.naive_utc())?;
             throttles::clear(conn, &format!("email:{}", user.email))?;
+            emit(
+                conn,
+                &origin,
+                &ev::UserUpdated {
+                    user_id: user.id.clone(),
+                    changed: vec!["password".into()],
+                },
+            )?;
             Ok::<_, ApiError>(())
         })
         .await?;

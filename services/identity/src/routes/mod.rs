@@ -1,6 +1,7 @@
 //! HTTP routes of the identity service, all under `/api/v1` except the JWKS.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod permissions;
 pub mod roles;
@@ -23,7 +24,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .configure(roles::configure)
             .configure(permissions::configure)
             .configure(api_keys::configure)
-            .configure(tenants::configure),
+            .configure(tenants::configure)
+            .configure(audit::configure),
     );
 }
 

@@ -4,6 +4,8 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use chrono::NaiveDateTime;
 use fleetdesk_auth::permissions::perm;
+use fleetdesk_events::identity as ev;
+use fleetdesk_events::{Origin, emit};
 use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
@@ -17,6 +19,7 @@ use crate::AppState;
 use crate::accounts::{ensure_covered, parse_grants, user_views};
 use crate::domain::names;
 use crate::domain::system_roles::ADMIN;
+use crate::events;
 use crate::store::roles::{self, RoleChanges, RoleRow};
 use crate::store::{list_from_json, list_to_json};
 use crate::views::{RoleView, UserView};
@@ -105,6 +108,7 @@ async fn create_role(
     let permissions = parse_grants("permissions", &body.permissions)?;
     ensure_covered(&caller.grants, &permissions)?;
     let tenant = caller.tenant_id.clone();
+    let origin = events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
     let view = state
         .db
@@ -128,7 +132,18 @@ async fn create_role(
                 updated_at: now,
             };
             roles::insert(conn, &row)?;
-            Ok::<_, ApiError>(RoleView::from(row))
+            let view = RoleView::from(row);
+            emit(
+                conn,
+                &origin,
+                &ev::RoleCreated {
+                    role_id: view.id.clone(),
+                    moniker: view.moniker.clone(),
+                    name: view.title.clone(),
+                    permissions: view.permissions.clone(),
+                },
+            )?;
+            Ok::<_, ApiError>(view)
         })
         .await?;
     created(&view)
@@ -172,6 +187,7 @@ fn write_role(
     if_match: &IfMatch,
     changes: RoleChanges,
     now: NaiveDateTime,
+    origin: &Origin,
 ) -> Result<RoleView, ApiError> {
     if_match.check(role.version)?;
     if role.system != 0
@@ -202,7 +218,18 @@ fn write_role(
             "the role changed meanwhile; reload and retry",
         ));
     }
-    load(conn, &role.tenant_id, &role.id).map(RoleView::from)
+    let view = load(conn, &role.tenant_id, &role.id).map(RoleView::from)?;
+    emit(
+        conn,
+        origin,
+        &ev::RoleUpdated {
+            role_id: view.id.clone(),
+            moniker: view.moniker.clone(),
+            name: view.title.clone(),
+            permissions: view.permissions.clone(),
+        },
+    )?;
+    Ok(view)
 }
 
 /// Change a role's moniker, title, description or permissions.
@@ -243,12 +270,13 @@ async fn update_role(
     }
     let caller = caller.into_inner();
     let id = id.into_inner();
+    let origin = events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
     let view = state
         .db
         .transaction(move |conn| {
             let role = load(conn, &caller.tenant_id, &id)?;
-            write_role(conn, &caller, &role, &if_match, changes, now)
+            write_role(conn, &caller, &role, &if_match, changes, now, &origin)
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -267,6 +295,7 @@ async fn delete_role(
     id: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
+    let origin = events::by(&caller, state.clock.now());
     state
         .db
         .transaction(move |conn| {
@@ -278,6 +307,14 @@ async fn delete_role(
                 ));
             }
             roles::delete(conn, &role.id)?;
+            emit(
+                conn,
+                &origin,
+                &ev::RoleDeleted {
+                    role_id: role.id.clone(),
+                    moniker: role.moniker.clone(),
+                },
+            )?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -298,6 +335,7 @@ async fn change_permissions(
     add: bool,
 ) -> Result<HttpResponse, ApiError> {
     let nodes = parse_grants("permissions", &body.permissions)?;
+    let origin = events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
     let view = state
         .db
@@ -315,7 +353,15 @@ async fn change_permissions(
                 permissions: Some(list_to_json(&current)),
                 ..Default::default()
             };
-            write_role(conn, &caller, &role, &IfMatch::default(), changes, now)
+            write_role(
+                conn,
+                &caller,
+                &role,
+                &IfMatch::default(),
+                changes,
+                now,
+                &origin,
+            )
         })
         .await?;
     Ok(with_etag(&view, view.version))

@@ -89,7 +89,15 @@ async fn update_tenant(
         Some(_) => return Err(ApiError::invalid_field("settings", "must be an object")),
     };
     let tenant = caller.tenant_id.clone();
+    let origin = crate::events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
+    let mut changed = Vec::new();
+    if name.is_some() {
+        changed.push("name".to_owned());
+    }
+    if settings.is_some() {
+        changed.push("settings".to_owned());
+    }
     let view = state
         .db
         .transaction(move |conn| {
@@ -102,6 +110,15 @@ async fn update_tenant(
                     "the tenant changed meanwhile; reload and retry",
                 ));
             }
+            fleetdesk_events::emit(
+                conn,
+                &origin,
+                &fleetdesk_events::identity::TenantUpdated {
+                    tenant_id: tenant.clone(),
+                    name: name.clone(),
+                    changed,
+                },
+            )?;
             tenants::find(conn, &tenant)?
                 .map(TenantView::from)
                 .ok_or_else(tenant_not_found)

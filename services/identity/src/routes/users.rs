@@ -5,6 +5,8 @@ use actix_web::{HttpResponse, delete, get, patch, post};
 use chrono::NaiveDateTime;
 use fleetdesk_auth::Grants;
 use fleetdesk_auth::permissions::perm;
+use fleetdesk_events::identity as ev;
+use fleetdesk_events::{Origin, emit};
 use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
@@ -22,6 +24,7 @@ use crate::accounts::{
 use crate::domain::email::Email;
 use crate::domain::secrets::{random_token, sha256_hex};
 use crate::domain::{names, password};
+use crate::events;
 use crate::store::invites::{self, InviteRow};
 use crate::store::users::{self, UserChanges, UserFilter, UserRow};
 use crate::store::{list_to_json, refresh_tokens, roles};
@@ -89,6 +92,7 @@ fn write_user(
     changes: &UserChanges,
     roles: Option<&[String]>,
     now: NaiveDateTime,
+    origin: &Origin,
 ) -> Result<UserView, ApiError> {
     if_match.check(user.version)?;
     if !users::update(conn, &user.tenant_id, &user.id, user.version, changes, now)? {
@@ -99,6 +103,42 @@ fn write_user(
     }
     if let Some(role_ids) = roles {
         users::set_roles(conn, &user.tenant_id, &user.id, role_ids)?;
+    }
+    let user_id = user.id.clone();
+    match changes.status.as_deref() {
+        Some("deactivated") => {
+            emit(
+                conn,
+                origin,
+                &ev::UserDeactivated {
+                    user_id: user_id.clone(),
+                },
+            )?;
+        }
+        Some(_) => {
+            emit(
+                conn,
+                origin,
+                &ev::UserReactivated {
+                    user_id: user_id.clone(),
+                },
+            )?;
+        }
+        None => {}
+    }
+    let changed: Vec<String> = [
+        (changes.name.is_some(), "name"),
+        (changes.avatar_url.is_some(), "avatarUrl"),
+        (changes.permissions.is_some(), "permissions"),
+        (changes.password_hash.is_some(), "password"),
+        (roles.is_some(), "roles"),
+    ]
+    .into_iter()
+    .filter(|(yes, _)| *yes)
+    .map(|(_, f)| f.to_owned())
+    .collect();
+    if !changed.is_empty() {
+        emit(conn, origin, &ev::UserUpdated { user_id, changed })?;
     }
     let fresh = load(conn, &user.tenant_id, &user.id)?;
     user_view(conn, fresh)
@@ -142,12 +182,13 @@ async fn update_me(
 ) -> Result<HttpResponse, ApiError> {
     let changes = profile_changes(&body.0)?;
     let (tenant, id) = (caller.tenant_id.clone(), caller.subject.clone());
+    let origin = events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
     let view = state
         .db
         .transaction(move |conn| {
             let row = load(conn, &tenant, &id)?;
-            write_user(conn, &row, &if_match, &changes, None, now)
+            write_user(conn, &row, &if_match, &changes, None, now, &origin)
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -184,6 +225,7 @@ async fn change_password(
         .await?
         .ok_or_else(|| ApiError::invalid_field("currentPassword", "is wrong"))?
         .map_err(ApiError::internal)?;
+    let origin = events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
     state
         .db
@@ -199,6 +241,14 @@ async fn change_password(
                 ));
             }
             refresh_tokens::revoke_user(conn, &user.id, now)?;
+            emit(
+                conn,
+                &origin,
+                &ev::UserUpdated {
+                    user_id: user.id.clone(),
+                    changed: vec!["password".into()],
+                },
+            )?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -416,6 +466,7 @@ async fn update_user(
     }
     let caller = caller.into_inner();
     let id = id.into_inner();
+    let origin = events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
     let view = state
         .db
@@ -435,7 +486,15 @@ async fn update_user(
                     Some(wanted.into_iter().map(|r| r.id).collect::<Vec<_>>())
                 }
             };
-            write_user(conn, &user, &if_match, &changes, role_ids.as_deref(), now)
+            write_user(
+                conn,
+                &user,
+                &if_match,
+                &changes,
+                role_ids.as_deref(),
+                now,
+                &origin,
+            )
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -462,6 +521,7 @@ async fn delete_user(
         caller.subject.clone(),
         id.into_inner(),
     );
+    let origin = events::by(&caller, state.clock.now());
     state
         .db
         .transaction(move |conn| {
@@ -474,6 +534,14 @@ async fn delete_user(
             }
             ensure_not_last_admin(conn, &tenant, &user.id)?;
             users::delete(conn, &tenant, &user.id)?;
+            emit(
+                conn,
+                &origin,
+                &ev::UserDeleted {
+                    user_id: user.id.clone(),
+                    email: user.email.clone(),
+                },
+            )?;
             Ok::<_, ApiError>(())
         })
         .await?;
@@ -487,6 +555,7 @@ async fn set_status(
     status: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, me) = (caller.tenant_id.clone(), caller.subject.clone());
+    let origin = events::by(&caller, state.clock.now());
     let now = state.clock.now().naive_utc();
     let view = state
         .db
@@ -509,7 +578,15 @@ async fn set_status(
                 status: Some(status.into()),
                 ..Default::default()
             };
-            write_user(conn, &user, &IfMatch::default(), &changes, None, now)
+            write_user(
+                conn,
+                &user,
+                &IfMatch::default(),
+                &changes,
+                None,
+                now,
+                &origin,
+            )
         })
         .await?;
     Ok(with_etag(&view, view.version))
@@ -559,7 +636,8 @@ async fn reset_user_password(
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
     let now = state.clock.now();
-    let reset = state
+    let origin = events::by(&caller, now);
+    state
         .db
         .transaction(move |conn| {
             let user = load(conn, &tenant, &id)?;
@@ -569,10 +647,9 @@ async fn reset_user_password(
                     "reactivate the user first",
                 ));
             }
-            start_password_reset(conn, &user, now)
+            start_password_reset(conn, &user, now, &origin)
         })
         .await?;
-    state.resets.deliver(reset);
     Ok(HttpResponse::Accepted().finish())
 }
 
@@ -656,6 +733,7 @@ async fn invite_user(
     errors.finish()?;
     let caller = caller.into_inner();
     let now = state.clock.now();
+    let origin = events::by(&caller, now);
     let view = state
         .db
         .transaction(move |conn| {
@@ -682,6 +760,19 @@ async fn invite_user(
                 created_at: now.naive_utc(),
             };
             invites::insert(conn, &row)?;
+            emit(
+                conn,
+                &origin,
+                &ev::UserInvited {
+                    invite_id: row.id.clone(),
+                    email: row.email.clone(),
+                    name: row.name.clone(),
+                    roles: monikers.clone(),
+                    invited_by: caller.subject.clone(),
+                    token: token.clone(),
+                    expires_at: now + INVITE_TTL,
+                },
+            )?;
             Ok::<_, ApiError>(InviteView {
                 id: row.id,
                 email: row.email,

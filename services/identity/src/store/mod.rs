@@ -2,6 +2,7 @@
 //! `QueryResult`, so handlers compose them inside one transaction.
 
 pub mod api_keys;
+pub mod audit;
 pub mod invites;
 pub mod password_resets;
 pub mod refresh_tokens;

@@ -4,9 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use fleetdesk_auth::{Claims, TokenType};
-use fleetdesk_identity::{
-    Application, Dependencies, IdentityConfig, PasswordResetDelivery, PasswordResetRequested,
-};
+use fleetdesk_events::{Consumer, Envelope, Subscription, SubscriptionHandle};
+use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
 use fleetdesk_store::ManualClock;
 use fleetdesk_testkit::{Answer, Http, TestDb};
 use fleetdesk_web::config::Settings;
@@ -16,29 +15,41 @@ pub const ADMIN_EMAIL: &str = "admin@acme.test";
 pub const ADMIN_PASSWORD: &str = "admin password 1";
 pub const SERVICE_SECRET: &str = "tickets-service-secret-0123";
 
-/// Keeps the reset tokens identity hands over for delivery.
+/// Every event identity published, as a consumer on its bus receives them (the way notify
+/// gets the reset tokens it emails).
 #[derive(Default)]
-pub struct CapturedResets(Mutex<Vec<PasswordResetRequested>>);
+pub struct Recorded(Mutex<Vec<Envelope>>);
 
-impl PasswordResetDelivery for CapturedResets {
-    fn deliver(&self, reset: PasswordResetRequested) {
-        self.0.lock().unwrap().push(reset);
+impl Recorded {
+    /// Waits up to 10 s for an event of `event_type` whose data satisfies `matches`.
+    pub async fn wait_for(&self, event_type: &str, matches: impl Fn(&Value) -> bool) -> Envelope {
+        for _ in 0..200 {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|e| e.event_type == event_type && matches(&e.data))
+                .cloned();
+            if let Some(e) = found {
+                return e;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no {event_type} event arrived within 10 s");
     }
-}
 
-impl CapturedResets {
-    pub fn last_token_for(&self, email: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|r| r.email == email)
-            .map(|r| r.token.clone())
+    /// The token of the last password reset requested for `email`.
+    pub async fn reset_token(&self, email: &str) -> String {
+        let e = self
+            .wait_for("auth.password_reset_requested", |d| d["email"] == email)
+            .await;
+        e.data["token"].as_str().unwrap().to_owned()
     }
 
-    pub fn count(&self) -> usize {
-        self.0.lock().unwrap().len()
+    pub fn all(&self) -> Vec<Envelope> {
+        self.0.lock().unwrap().clone()
     }
 }
 
@@ -55,8 +66,9 @@ pub struct TestApp {
     pub http: Http,
     pub app_state: fleetdesk_identity::AppState,
     pub clock: Arc<ManualClock>,
-    pub resets: Arc<CapturedResets>,
+    pub events: Arc<Recorded>,
     pub admin: Session,
+    background: Mutex<Option<(fleetdesk_identity::Background, SubscriptionHandle)>>,
     _db: TestDb,
 }
 
@@ -83,24 +95,45 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
     }
     let config = IdentityConfig::from_settings(&settings, "/nonexistent").expect("config");
     let clock = Arc::new(ManualClock::default());
-    let resets = Arc::new(CapturedResets::default());
     let deps = Dependencies {
         clock: clock.clone(),
-        resets: resets.clone(),
+        bus: None,
     };
     let app = Application::build(config, deps)
         .await
         .expect("identity starts");
+    let events = Arc::new(Recorded::default());
+    let sink = events.clone();
+    let recorder = Consumer::new(
+        "test.recorder",
+        app.state.db.clone(),
+        move |_: &mut fleetdesk_store::DbConn, e: &Envelope| {
+            sink.0.lock().unwrap().push(e.clone());
+            Ok(())
+        },
+    );
+    let prefix = app.state.config.amqp_queue_prefix.clone();
+    let recorder = app
+        .state
+        .bus
+        .subscribe(
+            Subscription::new(format!("{prefix}test-recorder"), &["#"]),
+            recorder,
+        )
+        .await
+        .expect("recorder subscribes");
     let http = Http::new(format!("http://127.0.0.1:{}", app.port));
     let app_state = app.state.clone();
-    tokio::spawn(app.run_until_stopped());
+    let (server, background) = app.into_parts();
+    tokio::spawn(server);
     let admin = login_ok(&http, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     TestApp {
         http,
         app_state,
         clock,
-        resets,
+        events,
         admin,
+        background: Mutex::new(Some((background, recorder))),
         _db: db,
     }
 }
@@ -128,6 +161,29 @@ pub fn session_of(body: &Value) -> Session {
 }
 
 impl TestApp {
+    /// Stops the relay, the audit consumer and the recorder (before deleting their queues).
+    pub fn stop_events(&self) {
+        self.background.lock().unwrap().take();
+    }
+
+    /// Outbox rows of one event type (sent or not).
+    pub async fn outbox_count(&self, event_type: &str) -> i64 {
+        use diesel::prelude::*;
+        use fleetdesk_store::platform::outbox;
+        let t = event_type.to_owned();
+        self.app_state
+            .db
+            .run(move |c| {
+                outbox::table
+                    .filter(outbox::routing_key.eq(t))
+                    .count()
+                    .get_result::<i64>(c)
+                    .map_err(fleetdesk_store::StoreError::from)
+            })
+            .await
+            .unwrap()
+    }
+
     /// Invites someone with these roles and registers them; returns their session.
     pub async fn member(&self, email: &str, roles: &[&str]) -> Session {
         let invite = self
@@ -160,8 +216,12 @@ impl TestApp {
         state
             .db
             .run(move |conn| {
-                let (tenant, roles) =
-                    fleetdesk_identity::accounts::create_tenant(conn, "Globex", now)?;
+                let (tenant, roles) = fleetdesk_identity::accounts::create_tenant(
+                    conn,
+                    "Globex",
+                    now,
+                    &fleetdesk_events::Origin::new(None, "system", now),
+                )?;
                 let user = fleetdesk_identity::accounts::new_user(
                     &tenant.id,
                     "boss@globex.test",
