@@ -52,7 +52,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || database_url(&s, "identity", &dir)).await??
     };
     settings.set("IDENTITY_DATABASE_URL", identity_db);
-    let bus: Option<Arc<dyn Bus>> = if settings.get("FLEETDESK_AMQP_URL").is_some() {
+    let bus: Option<Arc<dyn Bus>> = if settings
+        .get("FLEETDESK_AMQP_URL")
+        .is_some_and(|u| !u.is_empty())
+    {
         None
     } else {
         let (s, dir) = (settings.clone(), data_dir.clone());
