@@ -5,9 +5,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// One event on the wire (DESIGN.md §6). `data` is the event type's own struct.
+/// One event on the wire (DESIGN.md §6). `data` is the event type's own struct. Unknown
+/// fields are ignored, so a field added later does not turn every event into a poison message
+/// for consumers built before it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// UUID v7, unique per event; consumers deduplicate on it.
     pub id: Uuid,

@@ -137,6 +137,7 @@ impl LocalBus {
                         .filter(|(_, p)| topic_matches(p, &m.routing_key))
                         .map(|(q, _)| q.as_str())
                         .collect();
+                    queues.sort_unstable();
                     queues.dedup();
                     for q in queues {
                         enqueue(c, q, m, now)?;
