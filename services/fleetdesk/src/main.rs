@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     };
     settings.set("IDENTITY_DATABASE_URL", identity_db);
     let bus: Option<Arc<dyn Bus>> = if settings
-        .get("FLEETDESK_AMQP_URL")
+        .first_of(&["FLEETDESK_AMQP_URL", "AMQP_URL"])
         .is_some_and(|u| !u.is_empty())
     {
         None

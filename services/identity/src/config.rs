@@ -47,7 +47,8 @@ pub struct IdentityConfig {
     /// Take the client address from `X-Forwarded-For` (`FLEETDESK_TRUST_FORWARDED_FOR`); only
     /// behind the gateway or another proxy that sets it.
     pub trust_forwarded_for: bool,
-    /// RabbitMQ (`FLEETDESK_AMQP_URL`); unset: the in-process bus in identity's database.
+    /// RabbitMQ (`FLEETDESK_AMQP_URL`, else `AMQP_URL`); unset: the in-process bus in
+    /// identity's database.
     pub amqp_url: Option<String>,
     /// The topic exchange (`FLEETDESK_AMQP_EXCHANGE`, default `fleetdesk.events`).
     pub amqp_exchange: String,
@@ -104,7 +105,10 @@ impl IdentityConfig {
                 .map(usize::from)
                 .unwrap_or(2),
         )?;
-        let amqp_url = match s.get("FLEETDESK_AMQP_URL").filter(|u| !u.is_empty()) {
+        let amqp_url = match s
+            .first_of(&["FLEETDESK_AMQP_URL", "AMQP_URL"])
+            .filter(|u| !u.is_empty())
+        {
             Some(u) if u.starts_with("amqp://") || u.starts_with("amqps://") => Some(u.to_owned()),
             Some(_) => {
                 return Err(ConfigError::new(
