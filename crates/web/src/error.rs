@@ -44,6 +44,10 @@ pub enum ErrorKind {
     Internal,
     /// 503: a dependency is down.
     Unavailable,
+    /// 502: an upstream answered with something unusable or broke off (the gateway).
+    BadGateway,
+    /// 504: an upstream did not answer in time (the gateway).
+    GatewayTimeout,
 }
 
 impl ErrorKind {
@@ -69,6 +73,8 @@ impl ErrorKind {
             ErrorKind::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+            ErrorKind::BadGateway => (StatusCode::BAD_GATEWAY, "Bad gateway"),
+            ErrorKind::GatewayTimeout => (StatusCode::GATEWAY_TIMEOUT, "Gateway timeout"),
         }
     }
 }

@@ -1,0 +1,207 @@
+//! Who is calling: access tokens checked against identity's JWKS, and API keys exchanged at
+//! identity for short-lived tokens.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fleetdesk_auth::{Claims, TokenError, Verifier};
+use jsonwebtoken::jwk::JwkSet;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// Identity's signing keys, cached. Refreshed periodically and when a token names an unknown
+/// `kid` — at most once per `min_refresh`, so forged `kid`s cannot hammer identity. When
+/// identity cannot be reached the keys already known keep working.
+pub struct Keys {
+    verifier: Verifier,
+    jwks_url: Url,
+    client: reqwest::Client,
+    min_refresh: Duration,
+    last_attempt: Mutex<Option<Instant>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Keys {
+    /// Keys fetched from `jwks_url`, for tokens of `issuer` and `audience`.
+    pub fn new(
+        client: reqwest::Client,
+        jwks_url: Url,
+        issuer: &str,
+        audience: &str,
+        min_refresh: Duration,
+    ) -> Self {
+        Self {
+            verifier: Verifier::new(issuer, audience),
+            jwks_url,
+            client,
+            min_refresh,
+            last_attempt: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Fetches the key set now. `Err` leaves the known keys in place.
+    pub async fn fetch(&self) -> Result<usize, String> {
+        if let Ok(mut last) = self.last_attempt.lock() {
+            *last = Some(Instant::now());
+        }
+        let response = self
+            .client
+            .get(self.jwks_url.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach identity's JWKS: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("identity's JWKS answered {}", response.status()));
+        }
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|e| format!("identity's JWKS is not a key set: {e}"))?;
+        if set.keys.is_empty() {
+            return Err("identity's JWKS is empty".into());
+        }
+        self.verifier.replace_keys(&set);
+        metrics::counter!("gateway_jwks_refreshes_total").increment(1);
+        Ok(set.keys.len())
+    }
+
+    /// Refreshes unless the last attempt was under `min_refresh` ago; whether it did.
+    async fn refresh_if_due(&self) -> bool {
+        let _one = self.refreshing.lock().await;
+        let due = self
+            .last_attempt
+            .lock()
+            .map(|l| l.is_none_or(|t| t.elapsed() >= self.min_refresh))
+            .unwrap_or(false);
+        if !due {
+            return false;
+        }
+        match self.fetch().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys already known");
+                false
+            }
+        }
+    }
+
+    /// Verifies a token, refreshing the keys once if it names a key not known yet.
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        match self.verifier.verify(token) {
+            Err(TokenError::UnknownKey) => {
+                if self.refresh_if_due().await {
+                    self.verifier.verify(token)
+                } else {
+                    Err(TokenError::UnknownKey)
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+struct Cached {
+    token: String,
+    usable_until: Instant,
+}
+
+/// What an API-key exchange came to.
+#[derive(Debug)]
+pub enum Exchange {
+    /// A bearer token for the key.
+    Token(String),
+    /// Identity refused the key (unknown, revoked, expired).
+    Refused,
+    /// Identity could not be asked.
+    Unavailable(String),
+}
+
+/// API keys exchanged at identity, cached by the key's SHA-256 until shortly before the token
+/// expires. A revoked key therefore keeps working at most as long as one exchanged token lives
+/// (identity's `FLEETDESK_API_KEY_TOKEN_TTL_SECONDS`, 300 s by default) minus the margin.
+pub struct ApiKeys {
+    client: reqwest::Client,
+    exchange_url: Url,
+    margin: Duration,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+const CACHE_MAX: usize = 10_000;
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    access_token: String,
+    expires_in: i64,
+}
+
+impl ApiKeys {
+    /// Exchanges at `exchange_url` (identity's `/api/v1/auth/api-key/exchange`).
+    pub fn new(client: reqwest::Client, exchange_url: Url, margin: Duration) -> Self {
+        Self {
+            client,
+            exchange_url,
+            margin,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bearer token for `key`, from the cache or a fresh exchange.
+    pub async fn token_for(&self, key: &str, request_id: &str) -> Exchange {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        if let Ok(cache) = self.cache.lock()
+            && let Some(hit) = cache.get(&digest)
+            && hit.usable_until > Instant::now()
+        {
+            metrics::counter!("gateway_api_key_cache_total", "result" => "hit").increment(1);
+            return Exchange::Token(hit.token.clone());
+        }
+        metrics::counter!("gateway_api_key_cache_total", "result" => "miss").increment(1);
+        let response = self
+            .client
+            .post(self.exchange_url.clone())
+            .header("x-api-key", key)
+            .header("x-request-id", request_id)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return Exchange::Unavailable(e.to_string()),
+        };
+        if response.status().as_u16() == 401 {
+            return Exchange::Refused;
+        }
+        if !response.status().is_success() {
+            return Exchange::Unavailable(format!("identity answered {}", response.status()));
+        }
+        let body: TokenResponse = match response.json().await {
+            Ok(b) => b,
+            Err(e) => return Exchange::Unavailable(e.to_string()),
+        };
+        let lifetime = Duration::from_secs(u64::try_from(body.expires_in).unwrap_or(0));
+        if let Some(keep) = lifetime.checked_sub(self.margin)
+            && !keep.is_zero()
+            && let Ok(mut cache) = self.cache.lock()
+        {
+            let now = Instant::now();
+            if cache.len() >= CACHE_MAX {
+                cache.retain(|_, c| c.usable_until > now);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                digest,
+                Cached {
+                    token: body.access_token.clone(),
+                    usable_until: now + keep,
+                },
+            );
+        }
+        Exchange::Token(body.access_token)
+    }
+}

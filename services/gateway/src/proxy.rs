@@ -1,0 +1,420 @@
+//! Forwarding: route, authenticate, stream the request up and the response back.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::web::{Bytes, Data, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use fleetdesk_auth::TokenError;
+use fleetdesk_web::ApiError;
+use fleetdesk_web::context;
+use fleetdesk_web::error::ErrorKind;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderName as UpName, HeaderValue as UpValue};
+
+use crate::Gateway;
+use crate::auth::Exchange;
+use crate::config::UpstreamConfig;
+
+/// An upstream with its circuit breaker.
+pub struct Upstream {
+    /// Where it is.
+    pub config: UpstreamConfig,
+    failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+}
+
+impl Upstream {
+    /// A closed circuit to `config`.
+    pub fn new(config: UpstreamConfig) -> Self {
+        Self {
+            config,
+            failures: AtomicU32::new(0),
+            open_until: Mutex::new(None),
+        }
+    }
+
+    /// Seconds the circuit stays open, or `None` when requests may pass (closed, or half-open
+    /// after the pause: the next request is the trial).
+    fn open_for(&self) -> Option<u64> {
+        let mut open = self.open_until.lock().ok()?;
+        match *open {
+            Some(until) if until > Instant::now() => {
+                Some((until - Instant::now()).as_secs().max(1))
+            }
+            Some(_) => {
+                *open = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
+    fn failed(&self, threshold: u32, pause: Duration) {
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= threshold
+            && let Ok(mut open) = self.open_until.lock()
+        {
+            if open.is_none() {
+                tracing::warn!(upstream = %self.config.name, failures = n, "circuit opened");
+                metrics::counter!("gateway_circuit_opened_total", "service" => self.config.name.clone())
+                    .increment(1);
+            }
+            *open = Some(Instant::now() + pause);
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+// RFC 9110 §7.6.1 hop-by-hop headers, never forwarded either way.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn hop_by_hop(headers: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = HOP_BY_HOP.iter().map(|h| (*h).to_owned()).collect();
+    for value in headers.get_all(header::CONNECTION) {
+        if let Ok(v) = value.to_str() {
+            names.extend(v.split(',').map(|n| n.trim().to_ascii_lowercase()));
+        }
+    }
+    names
+}
+
+/// The upstream for a path: the first segment under `/api/v1/`, or the JWKS.
+fn route<'a>(gw: &'a Gateway, path: &str) -> Option<&'a Upstream> {
+    let name = if path == "/.well-known/jwks.json" {
+        "identity"
+    } else {
+        let rest = path.strip_prefix("/api/v1/")?;
+        let segment = rest.split('/').next().unwrap_or("");
+        gw.routes.get(segment)?.as_str()
+    };
+    gw.upstreams.iter().find(|u| u.config.name == name)
+}
+
+fn token_problem(e: &TokenError) -> ApiError {
+    let code = match e {
+        TokenError::Expired => "token_expired",
+        TokenError::NotYetValid => "token_not_yet_valid",
+        TokenError::Algorithm => "token_algorithm_refused",
+        TokenError::UnknownKey => "token_unknown_key",
+        TokenError::WrongAudience => "token_wrong_audience",
+        TokenError::Invalid => "invalid_token",
+    };
+    ApiError::unauthorized(code, e.to_string())
+}
+
+/// The API key a request presents: `X-API-Key`, or `Authorization: ApiKey <key>`.
+fn api_key(req: &HttpRequest) -> Option<String> {
+    if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(v.trim().to_owned());
+    }
+    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("apikey")
+        .then(|| rest.trim().to_owned())
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// Who the request is from, for the upstream: `Some(token)` replaces the `Authorization`
+/// header (an exchanged API key); `None` forwards the request's own.
+async fn authenticate(
+    gw: &Gateway,
+    req: &HttpRequest,
+    request_id: &str,
+) -> Result<Option<String>, ApiError> {
+    if let Some(key) = api_key(req) {
+        if key.is_empty() || key.len() > 512 {
+            return Err(ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is unknown, revoked or expired",
+            ));
+        }
+        return match gw.api_keys.token_for(&key, request_id).await {
+            Exchange::Token(t) => Ok(Some(t)),
+            Exchange::Refused => Err(ApiError::unauthorized(
+                "invalid_api_key",
+                "the API key is unknown, revoked or expired",
+            )),
+            Exchange::Unavailable(e) => {
+                tracing::warn!(error = %e, "API-key exchange failed");
+                Err(ApiError::unavailable(
+                    "identity_unavailable",
+                    "API keys cannot be checked right now",
+                    5,
+                ))
+            }
+        };
+    }
+    let Some(token) = bearer(req) else {
+        return Err(ApiError::unauthorized(
+            "missing_token",
+            "this route needs `Authorization: Bearer <token>` or an API key",
+        ));
+    };
+    gw.keys
+        .verify(token)
+        .await
+        .map(|_| None)
+        .map_err(|e| token_problem(&e))
+}
+
+fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The catch-all handler: every request that is not the gateway's own.
+pub async fn forward(
+    req: HttpRequest,
+    payload: Payload,
+    gw: Data<Gateway>,
+) -> Result<HttpResponse, ApiError> {
+    let path = req.path().to_owned();
+    let method = req.method().as_str().to_owned();
+    let Some(upstream) = route(&gw, &path) else {
+        return Err(ApiError::not_found(
+            "route_not_found",
+            "no service serves this path",
+        ));
+    };
+    let service = upstream.config.name.clone();
+    let ctx = context::current();
+    let request_id = ctx
+        .as_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
+    let public = gw.public.iter().any(|p| p.matches(&method, &path));
+    let replacement = if public {
+        None
+    } else {
+        authenticate(&gw, &req, &request_id).await?
+    };
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > gw.max_body
+    {
+        return Err(too_large(gw.max_body));
+    }
+    if let Some(wait) = upstream.open_for() {
+        metrics::counter!("gateway_rejected_total", "service" => service.clone(), "reason" => "circuit_open")
+            .increment(1);
+        return Err(ApiError::unavailable(
+            "upstream_unavailable",
+            format!("the {service} service is unavailable; retry later"),
+            wait,
+        ));
+    }
+
+    let mut url = upstream.config.base.clone();
+    url.set_path(&path);
+    url.set_query(req.uri().query());
+
+    let skip = hop_by_hop(req.headers());
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (name, value) in req.headers() {
+        let n = name.as_str();
+        if skip.iter().any(|s| s == n)
+            || n == "host"
+            || n == "x-api-key"
+            || n == "x-request-id"
+            || n == "traceparent"
+            || n.starts_with("x-forwarded-")
+            || n == "forwarded"
+            || (replacement.is_some() && name == header::AUTHORIZATION)
+        {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            UpName::from_bytes(n.as_bytes()),
+            UpValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = UpValue::from_str(value) {
+            headers.insert(UpName::from_static(name), v);
+        }
+    };
+    if let Some(token) = &replacement {
+        set("authorization", &format!("Bearer {token}"));
+    }
+    // The gateway is the edge: forwarded headers from clients are not trusted.
+    set("x-forwarded-for", &client_ip(&req));
+    // From the connection itself: `connection_info()` would believe client-sent
+    // `Forwarded`/`X-Forwarded-*` headers.
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| req.app_config().host().to_owned());
+    set("x-forwarded-proto", scheme);
+    set("x-forwarded-host", &host);
+    if let Some(c) = &ctx {
+        set("x-request-id", &c.request_id);
+        set("traceparent", &c.traceparent());
+    }
+
+    // actix's payload is not `Send`; a local task pumps it into a small channel whose
+    // receiving end is the upstream body, so bodies stream with back-pressure.
+    let limit = gw.max_body;
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    let counted = seen.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    actix_web::rt::spawn(async move {
+        let mut payload = payload;
+        while let Some(chunk) = payload.next().await {
+            let item = match chunk {
+                Ok(chunk) => {
+                    let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed)
+                        + chunk.len() as u64;
+                    if total > limit {
+                        Err(std::io::Error::other("request body over the limit"))
+                    } else {
+                        Ok(chunk)
+                    }
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
+        return Err(ApiError::bad_request(
+            "bad_method",
+            "unsupported HTTP method",
+        ));
+    };
+    let request = gw
+        .client
+        .request(method, url)
+        .headers(headers)
+        .body(reqwest::Body::wrap_stream(body));
+
+    let started = Instant::now();
+    let sent = tokio::time::timeout(upstream.config.timeout, request.send()).await;
+    let response = match sent {
+        Err(_) => {
+            upstream.failed(gw.breaker_failures, gw.breaker_open);
+            record(&service, 504, started);
+            return Err(ApiError::new(
+                ErrorKind::GatewayTimeout,
+                "upstream_timeout",
+                format!("the {service} service did not answer in time"),
+            ));
+        }
+        Ok(Err(e)) => {
+            if seen.load(Ordering::Relaxed) > limit {
+                return Err(too_large(limit));
+            }
+            upstream.failed(gw.breaker_failures, gw.breaker_open);
+            if e.is_connect() {
+                record(&service, 503, started);
+                tracing::warn!(service = %service, error = %e, "upstream unreachable");
+                return Err(ApiError::unavailable(
+                    "upstream_unavailable",
+                    format!("the {service} service is unavailable; retry later"),
+                    5,
+                ));
+            }
+            record(&service, 502, started);
+            tracing::warn!(service = %service, error = %e, "upstream failed");
+            return Err(ApiError::new(
+                ErrorKind::BadGateway,
+                "upstream_failed",
+                format!("the {service} service failed to answer"),
+            ));
+        }
+        Ok(Ok(r)) => r,
+    };
+    upstream.succeeded();
+    let status = response.status().as_u16();
+    record(&service, status, started);
+    let mut out =
+        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
+    let skip: Vec<String> = {
+        let mut names: Vec<String> = HOP_BY_HOP.iter().map(|h| (*h).to_owned()).collect();
+        for value in response.headers().get_all("connection") {
+            if let Ok(v) = value.to_str() {
+                names.extend(v.split(',').map(|n| n.trim().to_ascii_lowercase()));
+            }
+        }
+        names
+    };
+    for (name, value) in response.headers() {
+        if skip.iter().any(|s| s == name.as_str()) || name.as_str() == "content-length" {
+            continue;
+        }
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            out.append_header((n, v));
+        }
+    }
+    let length = response.content_length();
+    let stream = response
+        .bytes_stream()
+        .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+    Ok(match length {
+        Some(n) => out.body(actix_web::body::SizedStream::new(n, stream)),
+        None => out.streaming(stream),
+    })
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        ErrorKind::PayloadTooLarge,
+        "payload_too_large",
+        format!("the request body is over {limit} bytes"),
+    )
+}
+
+fn record(service: &str, status: u16, started: Instant) {
+    let labels = [
+        ("service", service.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("gateway_requests_total", &labels).increment(1);
+    metrics::histogram!("gateway_upstream_seconds", "service" => service.to_owned())
+        .record(started.elapsed().as_secs_f64());
+}

@@ -1,0 +1,174 @@
+//! Tokens and API keys at the gateway.
+
+use fleetdesk_auth::SigningKey;
+use fleetdesk_testkit::forge;
+use serde_json::json;
+
+use crate::rig::*;
+
+#[tokio::test]
+async fn every_bad_token_is_a_401_problem_before_the_upstream() {
+    let r = rig(&[]).await;
+    let kid = r.identity_state.keys.jwks().keys[0]
+        .common
+        .key_id
+        .clone()
+        .unwrap();
+    let x = match &r.identity_state.keys.jwks().keys[0].algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p) => p.x.clone(),
+        _ => panic!("identity signs with Ed25519"),
+    };
+    let good = r.mint(&r.claims());
+    let mut expired = r.claims();
+    expired.exp -= 3600;
+    expired.iat -= 4000;
+    expired.nbf -= 4000;
+    let mut wrong_aud = r.claims();
+    wrong_aud.aud = "someone-else".into();
+    let stranger = SigningKey::generate().unwrap();
+    let unknown_kid = stranger.sign(&r.claims()).unwrap();
+    // Another key's signature under identity's kid.
+    let wrong_key = {
+        let token = stranger.sign(&r.claims()).unwrap();
+        let parts: Vec<&str> = token.splitn(2, '.').collect();
+        let header = base64_url(&json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}).to_string());
+        format!("{header}.{}", parts[1])
+    };
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("missing", None, "missing_token"),
+        ("garbage", Some("not.a.token".into()), "invalid_token"),
+        ("expired", Some(r.mint(&expired)), "token_expired"),
+        (
+            "alg none",
+            Some(forge::alg_none(&r.claims(), &kid)),
+            "invalid_token",
+        ),
+        (
+            "HS256 with the public key",
+            Some(forge::hs256_with_public_key(&r.claims(), &kid, &x)),
+            "token_algorithm_refused",
+        ),
+        ("wrong key", Some(wrong_key), "invalid_token"),
+        (
+            "tampered",
+            Some(forge::tampered(&good, &r.claims())),
+            "invalid_token",
+        ),
+        (
+            "wrong aud",
+            Some(r.mint(&wrong_aud)),
+            "token_wrong_audience",
+        ),
+        ("unknown kid", Some(unknown_kid), "token_unknown_key"),
+    ];
+    let before = r.hits();
+    for (what, token, code) in cases {
+        let mut call = r.http.get("/api/v1/tickets");
+        if let Some(t) = &token {
+            call = call.bearer(t);
+        }
+        let a = call.send().await;
+        assert_eq!(a.status, 401, "{what}: {}", a.text);
+        assert_eq!(a.body["code"], code, "{what}: {}", a.text);
+        assert_eq!(a.header("content-type"), Some("application/problem+json"));
+    }
+    assert_eq!(r.hits(), before, "no bad token reached the upstream");
+    let ok = r.http.get("/api/v1/tickets").bearer(&good).send().await;
+    assert_eq!(ok.status, 200);
+}
+
+fn base64_url(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes())
+}
+
+#[tokio::test]
+async fn unknown_kids_refresh_the_keys_at_most_once_per_interval() {
+    let r = rig(&[]).await;
+    let stranger = SigningKey::generate().unwrap();
+    let before = fleetdesk_telemetry::render_metrics();
+    let count = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("gateway_jwks_refreshes_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let start = count(&before);
+    for _ in 0..20 {
+        let forged = stranger.sign(&r.claims()).unwrap();
+        let a = r.http.get("/api/v1/tickets").bearer(&forged).send().await;
+        assert_eq!(a.status, 401);
+    }
+    let after = count(&fleetdesk_telemetry::render_metrics());
+    // Other tests in this process may refresh too; 20 forged kids must not mean 20 fetches.
+    assert!(after - start <= 3.0, "{start} -> {after}");
+}
+
+#[tokio::test]
+async fn api_keys_are_exchanged_cached_and_forwarded_as_bearer_tokens() {
+    let r = rig(&[]).await;
+    let created = r
+        .http
+        .post("/api/v1/api-keys")
+        .bearer(&r.admin_token)
+        .json(&json!({"name": "ci", "permissions": ["ticket.read"]}))
+        .send()
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let key = created.body["secret"].as_str().unwrap().to_owned();
+    let a = r
+        .http
+        .get("/api/v1/tickets")
+        .header("x-api-key", &key)
+        .send()
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let auth = a.body["headers"]["authorization"].as_str().unwrap();
+    assert!(auth.starts_with("Bearer ey"), "{auth}");
+    assert!(
+        a.body["headers"].get("x-api-key").is_none(),
+        "the key itself is not forwarded"
+    );
+    let b = r
+        .http
+        .get("/api/v1/tickets")
+        .header("authorization", &format!("ApiKey {key}"))
+        .send()
+        .await;
+    assert_eq!(b.status, 200);
+    assert_eq!(
+        b.body["headers"]["authorization"], a.body["headers"]["authorization"],
+        "the second call reuses the cached token"
+    );
+    let bad = r
+        .http
+        .get("/api/v1/tickets")
+        .header("x-api-key", "fdk_nope_nope")
+        .send()
+        .await;
+    assert_problem(&bad, 401, "invalid_api_key");
+}
+
+#[tokio::test]
+async fn public_routes_need_no_token() {
+    let r = rig(&[]).await;
+    let a = r
+        .http
+        .post("/api/v1/auth/login")
+        .json(&json!({"email": ADMIN_EMAIL, "password": "wrong password here"}))
+        .send()
+        .await;
+    assert_problem(&a, 401, "invalid_credentials");
+    let me = r.http.get("/api/v1/users/me").send().await;
+    assert_problem(&me, 401, "missing_token");
+    let me = r
+        .http
+        .get("/api/v1/users/me")
+        .bearer(&r.admin_token)
+        .send()
+        .await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["email"], ADMIN_EMAIL);
+    // Identity's own answer passes through unchanged when identity refuses.
+    let _ = r.identity.get("/health").send().await;
+}

@@ -1,0 +1,241 @@
+//! Forwarding: methods, paths, queries, headers, bodies, streams, limits, upstream failures.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::rig::*;
+
+#[tokio::test]
+async fn methods_paths_queries_and_bodies_pass_unchanged() {
+    let r = rig(&[]).await;
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        let a = r
+            .http
+            .call(method, "/api/v1/tickets/42/comments?page=2&q=a%20b")
+            .bearer(&r.admin_token)
+            .json(&json!({"text": "héllo"}))
+            .send()
+            .await;
+        assert_eq!(a.status, 200, "{method}: {}", a.text);
+        assert_eq!(a.body["method"], method);
+        assert_eq!(a.body["path"], "/api/v1/tickets/42/comments");
+        assert_eq!(a.body["query"], "page=2&q=a%20b");
+        assert_eq!(a.body["body"], r#"{"text":"héllo"}"#);
+        assert_eq!(
+            a.body["headers"]["authorization"],
+            format!("Bearer {}", r.admin_token)
+        );
+        assert_eq!(a.header("x-upstream"), Some("echo"));
+    }
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_set_and_hop_by_hop_ones_dropped() {
+    let r = rig(&[]).await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let a = r
+        .http
+        .get("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .header("x-request-id", "client-req-1")
+        .header("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "gopher")
+        .header("forwarded", "for=6.6.6.6;proto=https;host=evil.test")
+        .header("connection", "x-private")
+        .header("x-private", "secret")
+        .header("x-custom", "kept")
+        .send()
+        .await;
+    let h = &a.body["headers"];
+    assert_eq!(
+        h["x-forwarded-for"], "127.0.0.1",
+        "client-sent X-Forwarded-For is not trusted"
+    );
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert!(
+        h["x-forwarded-host"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(h["x-request-id"], "client-req-1");
+    let tp = h["traceparent"].as_str().unwrap();
+    assert!(tp.starts_with(&format!("00-{trace}-")), "{tp}");
+    assert_ne!(
+        tp,
+        format!("00-{trace}-00f067aa0ba902b7-01"),
+        "the gateway adds its own span"
+    );
+    assert!(
+        h.get("x-private").is_none(),
+        "a header named in Connection is hop-by-hop"
+    );
+    assert_eq!(h["x-custom"], "kept");
+    // Response side: the upstream's hop-by-hop headers do not reach the client.
+    assert!(a.header("proxy-authenticate").is_none());
+    assert_eq!(a.header("x-request-id"), Some("client-req-1"));
+
+    let insane = r
+        .http
+        .get("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await;
+    assert_ne!(insane.body["headers"]["x-request-id"], "bad id with spaces");
+}
+
+#[tokio::test]
+async fn server_sent_events_stream_through_live() {
+    let r = rig(&[]).await;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/api/v1/tickets/stream", r.base))
+        .bearer_auth(&r.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert_eq!(&first[..], b"data: 0\n\n");
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    let all_at = started.elapsed();
+    assert_eq!(rest, b"data: 1\n\ndata: 2\n\n");
+    assert!(
+        first_at < Duration::from_millis(250) && all_at >= Duration::from_millis(550),
+        "the first event came after {first_at:?}, the last after {all_at:?}"
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413() {
+    let r = rig(&[]).await;
+    let before = r.hits();
+    let big = "x".repeat(70_000);
+    let a = r
+        .http
+        .post("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .body("text/plain", big.clone())
+        .send()
+        .await;
+    assert_problem(&a, 413, "payload_too_large");
+    assert_eq!(r.hits(), before, "refused before reaching the upstream");
+    // Chunked, without Content-Length.
+    let chunks = futures_util::stream::iter(
+        (0..20).map(|_| Ok::<_, std::io::Error>(bytes_of(&"y".repeat(8192)))),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/tickets", r.base))
+        .bearer_auth(&r.admin_token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    // Just under the limit passes.
+    let ok = r
+        .http
+        .post("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .body("text/plain", "z".repeat(60_000))
+        .send()
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body["body"].as_str().unwrap().len(), 60_000);
+}
+
+fn bytes_of(s: &str) -> actix_web::web::Bytes {
+    actix_web::web::Bytes::from(s.to_owned())
+}
+
+#[tokio::test]
+async fn a_down_upstream_is_a_fast_503_and_opens_the_circuit() {
+    let r = rig(&[]).await;
+    let started = Instant::now();
+    let a = r
+        .http
+        .get("/api/v1/knowledge/articles")
+        .bearer(&r.admin_token)
+        .send()
+        .await;
+    assert_problem(&a, 503, "upstream_unavailable");
+    assert!(a.header("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    for _ in 0..5 {
+        r.http
+            .get("/api/v1/knowledge/articles")
+            .bearer(&r.admin_token)
+            .send()
+            .await;
+    }
+    // Open: answered without trying the upstream, with the time left as Retry-After.
+    let open = r
+        .http
+        .get("/api/v1/knowledge/articles")
+        .bearer(&r.admin_token)
+        .send()
+        .await;
+    assert_problem(&open, 503, "upstream_unavailable");
+    let wait: u64 = open.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=10).contains(&wait), "{wait}");
+    let ready = r.http.get("/health/ready").send().await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["upstreams"]["identity"], "ok");
+    assert_eq!(ready.body["upstreams"]["knowledge"], "unavailable");
+    assert!(
+        ready.body["upstreams"].get("vault").is_none(),
+        "only deployed services"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_a_504_within_its_timeout() {
+    let r = rig(&[]).await;
+    let started = Instant::now();
+    let a = r
+        .http
+        .get("/api/v1/tickets/slow")
+        .bearer(&r.admin_token)
+        .send()
+        .await;
+    assert_problem(&a, 504, "upstream_timeout");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_and_undeployed_services_are_404_and_health_is_public() {
+    let r = rig(&[]).await;
+    for path in [
+        "/api/v1/nothing",
+        "/api/v2/tickets",
+        "/elsewhere",
+        "/api/v1/credentials",
+    ] {
+        let a = r.http.get(path).bearer(&r.admin_token).send().await;
+        assert_problem(&a, 404, "route_not_found");
+    }
+    let health = r.http.get("/health").send().await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["status"], "ok");
+    let jwks = r.http.get("/.well-known/jwks.json").send().await;
+    assert_eq!(jwks.status, 200);
+    assert!(!jwks.body["keys"].as_array().unwrap().is_empty());
+}
