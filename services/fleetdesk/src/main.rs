@@ -9,6 +9,7 @@
 //! `FLEETDESK_AMQP_URL` names a RabbitMQ broker.
 
 use anyhow::Context;
+use fleetdesk_gateway::{Application as GatewayApp, GatewayConfig};
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
 use std::sync::Arc;
 
@@ -78,7 +79,27 @@ async fn main() -> anyhow::Result<()> {
     };
     let identity = Application::build(identity, deps).await?;
 
+    // The gateway in front, on 8080 unless FLEETDESK_GATEWAY_LISTEN says otherwise; it
+    // forwards to the services started here.
+    if settings.get("FLEETDESK_GATEWAY_SERVICES").is_none() {
+        settings.set("FLEETDESK_GATEWAY_SERVICES", "identity");
+    }
+    if settings
+        .get("FLEETDESK_GATEWAY_UPSTREAM_IDENTITY")
+        .is_none()
+    {
+        settings.set(
+            "FLEETDESK_GATEWAY_UPSTREAM_IDENTITY",
+            format!("http://127.0.0.1:{}", identity.port),
+        );
+    }
+    let gateway = GatewayApp::build(GatewayConfig::from_settings(&settings)?).await?;
+
     println!("\nFleetdesk is running.");
+    println!(
+        "  API        http://127.0.0.1:{}/api/v1   (the gateway)",
+        gateway.port
+    );
     println!(
         "  identity   http://127.0.0.1:{}   (API docs: /docs)",
         identity.port
@@ -89,8 +110,11 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "Log in:\n  curl -s http://127.0.0.1:{}/api/v1/auth/login -H 'content-type: application/json' \\\n    -d '{{\"email\":\"<admin email>\",\"password\":\"<password>\"}}'\n",
-        identity.port
+        gateway.port
     );
-    identity.run_until_stopped().await?;
+    tokio::select! {
+        r = identity.run_until_stopped() => r?,
+        r = gateway.run_until_stopped() => r?,
+    }
     Ok(())
 }
