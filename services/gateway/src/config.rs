@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use fleetdesk_web::config::{ConfigError, Settings};
+
+use crate::limits::{DEFAULT_POLICIES, Policy};
 use url::Url;
 
 /// A service behind the gateway.
@@ -146,6 +148,11 @@ pub struct GatewayConfig {
     /// How long an open circuit answers 503 before letting a trial request through
     /// (`FLEETDESK_GATEWAY_BREAKER_OPEN_SECONDS`, default 10).
     pub breaker_open: Duration,
+    /// Rate-limit policies (`FLEETDESK_GATEWAY_RATE_LIMITS`, `;`-separated; `off` for none).
+    pub rate_limits: Vec<Policy>,
+    /// Redis for limits shared by every replica (`FLEETDESK_GATEWAY_REDIS_URL`); unset: in
+    /// memory.
+    pub redis_url: Option<String>,
 }
 
 fn url_of(var: &str, raw: &str) -> Result<Url, ConfigError> {
@@ -268,6 +275,26 @@ impl GatewayConfig {
                 "must be at least 1",
             ));
         }
+        let rate_limits = match s.get("FLEETDESK_GATEWAY_RATE_LIMITS").map(str::trim) {
+            Some("off") => Vec::new(),
+            other => Policy::parse_all(other.unwrap_or(DEFAULT_POLICIES))
+                .map_err(|e| ConfigError::new("FLEETDESK_GATEWAY_RATE_LIMITS", e))?,
+        };
+        let redis_url = match s
+            .get("FLEETDESK_GATEWAY_REDIS_URL")
+            .filter(|u| !u.is_empty())
+        {
+            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                Some(u.to_owned())
+            }
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "FLEETDESK_GATEWAY_REDIS_URL",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+            None => None,
+        };
         let workers = s.parse_or(
             "FLEETDESK_HTTP_WORKERS",
             std::thread::available_parallelism()
@@ -297,6 +324,8 @@ impl GatewayConfig {
             api_key_margin: secs("FLEETDESK_GATEWAY_API_KEY_MARGIN_SECONDS", 30, 0, 3600)?,
             breaker_failures,
             breaker_open: secs("FLEETDESK_GATEWAY_BREAKER_OPEN_SECONDS", 10, 1, 3600)?,
+            rate_limits,
+            redis_url,
         })
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod limits;
 pub mod proxy;
 
 use std::collections::HashMap;
@@ -45,11 +46,13 @@ pub struct Gateway {
     /// Identity's signing keys.
     pub keys: Keys,
     api_keys: ApiKeys,
+    limiter: limits::Limiter,
 }
 
 impl Gateway {
-    /// The state for `config`; nothing is fetched yet.
-    pub fn new(config: &GatewayConfig) -> anyhow::Result<Self> {
+    /// The state for `config`: connects to Redis when limits are shared; keys are fetched
+    /// later.
+    pub async fn new(config: &GatewayConfig) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(90))
@@ -64,7 +67,14 @@ impl Gateway {
             .ok_or_else(|| anyhow::anyhow!("the gateway needs the identity upstream"))?;
         let jwks = identity.base.join("/.well-known/jwks.json")?;
         let exchange = identity.base.join("/api/v1/auth/api-key/exchange")?;
+        let limiter = match &config.redis_url {
+            Some(url) => limits::Limiter::redis(config.rate_limits.clone(), url)
+                .await
+                .map_err(|e| anyhow::anyhow!("FLEETDESK_GATEWAY_REDIS_URL: {e}"))?,
+            None => limits::Limiter::in_memory(config.rate_limits.clone()),
+        };
         Ok(Self {
+            limiter,
             keys: Keys::new(
                 client.clone(),
                 jwks,
@@ -178,7 +188,7 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let gateway = Data::new(Gateway::new(&config)?);
+        let gateway = Data::new(Gateway::new(&config).await?);
         if let Err(e) = gateway.keys.fetch().await {
             tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
         }

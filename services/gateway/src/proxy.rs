@@ -18,6 +18,7 @@ use reqwest::header::{HeaderName as UpName, HeaderValue as UpValue};
 use crate::Gateway;
 use crate::auth::Exchange;
 use crate::config::UpstreamConfig;
+use crate::limits::{Decision, KeyKind};
 
 /// An upstream with its circuit breaker.
 pub struct Upstream {
@@ -138,13 +139,31 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-/// Who the request is from, for the upstream: `Some(token)` replaces the `Authorization`
-/// header (an exchanged API key); `None` forwards the request's own.
-async fn authenticate(
-    gw: &Gateway,
-    req: &HttpRequest,
-    request_id: &str,
-) -> Result<Option<String>, ApiError> {
+/// Who a request is from.
+#[derive(Default)]
+struct Who {
+    /// Replaces the `Authorization` header (an exchanged API key).
+    replacement: Option<String>,
+    /// The token's subject, or `key:<hash>` for an API key.
+    subject: Option<String>,
+    /// The caller's tenant.
+    tenant: Option<String>,
+}
+
+fn key_id(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    format!(
+        "key:{}",
+        digest[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Checks the caller's credentials.
+async fn authenticate(gw: &Gateway, req: &HttpRequest, request_id: &str) -> Result<Who, ApiError> {
     if let Some(key) = api_key(req) {
         if key.is_empty() || key.len() > 512 {
             return Err(ApiError::unauthorized(
@@ -153,7 +172,14 @@ async fn authenticate(
             ));
         }
         return match gw.api_keys.token_for(&key, request_id).await {
-            Exchange::Token(t) => Ok(Some(t)),
+            Exchange::Token(t) => {
+                let tenant = gw.keys.verify(&t).await.ok().map(|c| c.tid);
+                Ok(Who {
+                    replacement: Some(t),
+                    subject: Some(key_id(&key)),
+                    tenant,
+                })
+            }
             Exchange::Refused => Err(ApiError::unauthorized(
                 "invalid_api_key",
                 "the API key is unknown, revoked or expired",
@@ -177,8 +203,97 @@ async fn authenticate(
     gw.keys
         .verify(token)
         .await
-        .map(|_| None)
+        .map(|c| Who {
+            replacement: None,
+            subject: Some(c.sub),
+            tenant: Some(c.tid),
+        })
         .map_err(|e| token_problem(&e))
+}
+
+/// Applies every matching policy; `Err` is the 429 answer.
+async fn limit(
+    gw: &Gateway,
+    service: &str,
+    group: &str,
+    path: &str,
+    ip: &str,
+    who: &Who,
+) -> Result<Option<Decision>, HttpResponse> {
+    let mut tightest: Option<Decision> = None;
+    for policy in gw
+        .limiter
+        .policies
+        .iter()
+        .filter(|p| p.applies(service, path))
+    {
+        let value = match policy.key {
+            KeyKind::Ip => format!("ip:{ip}"),
+            KeyKind::Subject => who
+                .subject
+                .as_ref()
+                .map(|s| format!("sub:{s}"))
+                .unwrap_or_else(|| format!("ip:{ip}")),
+            KeyKind::Tenant => match &who.tenant {
+                Some(t) => format!("tenant:{t}"),
+                None => continue,
+            },
+        };
+        let key = format!("fdrl:{}:{service}:{value}", policy.name);
+        let decision = match gw.limiter.check(policy, &key).await {
+            Ok(d) => d,
+            Err(e) => {
+                // Fail open: an unreachable Redis must not take the API down.
+                tracing::warn!(error = %e, "rate limiter unavailable; request let through");
+                metrics::counter!("gateway_limiter_errors_total").increment(1);
+                continue;
+            }
+        };
+        if !decision.allowed {
+            metrics::counter!("gateway_rejected_total", "service" => service.to_owned(), "group" => group.to_owned(), "reason" => "rate_limited")
+                .increment(1);
+            let error = ApiError::too_many(
+                "rate_limited",
+                format!(
+                    "too many requests ({} per {} s); retry in {} s",
+                    decision.limit,
+                    decision.window.as_secs(),
+                    decision.retry_after
+                ),
+                decision.retry_after,
+            );
+            let mut response = actix_web::ResponseError::error_response(&error);
+            rate_headers(response.headers_mut(), &decision);
+            return Err(response);
+        }
+        if tightest
+            .as_ref()
+            .is_none_or(|t| decision.remaining < t.remaining)
+        {
+            tightest = Some(decision);
+        }
+    }
+    Ok(tightest)
+}
+
+/// `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) and the `X-RateLimit-*` trio.
+fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put(
+        "ratelimit-policy",
+        format!("\"{}\";q={};w={}", d.policy, d.limit, d.window.as_secs()),
+    );
+    put(
+        "ratelimit",
+        format!("\"{}\";r={};t={}", d.policy, d.remaining, d.reset),
+    );
+    put("x-ratelimit-limit", d.limit.to_string());
+    put("x-ratelimit-remaining", d.remaining.to_string());
+    put("x-ratelimit-reset", d.reset.to_string());
 }
 
 fn client_ip(req: &HttpRequest) -> String {
@@ -208,11 +323,22 @@ pub async fn forward(
         .map(|c| c.request_id.clone())
         .unwrap_or_default();
     let public = gw.public.iter().any(|p| p.matches(&method, &path));
-    let replacement = if public {
-        None
+    let who = if public {
+        Who::default()
     } else {
         authenticate(&gw, &req, &request_id).await?
     };
+    let group = path
+        .strip_prefix("/api/v1/")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("jwks")
+        .to_owned();
+    let ip = client_ip(&req);
+    let verdict = match limit(&gw, &service, &group, &path, &ip, &who).await {
+        Ok(v) => v,
+        Err(too_many) => return Ok(too_many),
+    };
+    let replacement = who.replacement;
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -267,7 +393,7 @@ pub async fn forward(
         set("authorization", &format!("Bearer {token}"));
     }
     // The gateway is the edge: forwarded headers from clients are not trusted.
-    set("x-forwarded-for", &client_ip(&req));
+    set("x-forwarded-for", &ip);
     // From the connection itself: `connection_info()` would believe client-sent
     // `Forwarded`/`X-Forwarded-*` headers.
     let scheme = if req.app_config().secure() {
@@ -335,7 +461,7 @@ pub async fn forward(
     let response = match sent {
         Err(_) => {
             upstream.failed(gw.breaker_failures, gw.breaker_open);
-            record(&service, 504, started);
+            record(&service, &group, 504, started);
             return Err(ApiError::new(
                 ErrorKind::GatewayTimeout,
                 "upstream_timeout",
@@ -348,7 +474,7 @@ pub async fn forward(
             }
             upstream.failed(gw.breaker_failures, gw.breaker_open);
             if e.is_connect() {
-                record(&service, 503, started);
+                record(&service, &group, 503, started);
                 tracing::warn!(service = %service, error = %e, "upstream unreachable");
                 return Err(ApiError::unavailable(
                     "upstream_unavailable",
@@ -356,7 +482,7 @@ pub async fn forward(
                     5,
                 ));
             }
-            record(&service, 502, started);
+            record(&service, &group, 502, started);
             tracing::warn!(service = %service, error = %e, "upstream failed");
             return Err(ApiError::new(
                 ErrorKind::BadGateway,
@@ -368,7 +494,7 @@ pub async fn forward(
     };
     upstream.succeeded();
     let status = response.status().as_u16();
-    record(&service, status, started);
+    record(&service, &group, status, started);
     let mut out =
         HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
     let skip: Vec<String> = {
@@ -395,10 +521,14 @@ pub async fn forward(
     let stream = response
         .bytes_stream()
         .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
-    Ok(match length {
+    let mut answer = match length {
         Some(n) => out.body(actix_web::body::SizedStream::new(n, stream)),
         None => out.streaming(stream),
-    })
+    };
+    if let Some(d) = &verdict {
+        rate_headers(answer.headers_mut(), d);
+    }
+    Ok(answer)
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -409,12 +539,13 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-fn record(service: &str, status: u16, started: Instant) {
+fn record(service: &str, group: &str, status: u16, started: Instant) {
     let labels = [
         ("service", service.to_owned()),
+        ("group", group.to_owned()),
         ("status", status.to_string()),
     ];
     metrics::counter!("gateway_requests_total", &labels).increment(1);
-    metrics::histogram!("gateway_upstream_seconds", "service" => service.to_owned())
+    metrics::histogram!("gateway_upstream_seconds", "service" => service.to_owned(), "group" => group.to_owned())
         .record(started.elapsed().as_secs_f64());
 }

@@ -5,4 +5,5 @@
 
 mod auth;
 mod forwarding;
+mod limits;
 mod rig;

@@ -70,7 +70,39 @@ pub struct Rig {
     pub admin_token: String,
     pub echo_hits: web::Data<AtomicUsize>,
     pub base: String,
+    identity_url: String,
+    echo_url: String,
     _db: TestDb,
+}
+
+fn gateway_settings(identity_url: &str, echo_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut gw = Settings::from_pairs([
+        ("FLEETDESK_GATEWAY_LISTEN", "127.0.0.1:0"),
+        ("FLEETDESK_GATEWAY_SERVICES", "identity,tickets,knowledge"),
+        ("FLEETDESK_GATEWAY_UPSTREAM_IDENTITY", identity_url),
+        ("FLEETDESK_GATEWAY_UPSTREAM_TICKETS", echo_url),
+        ("FLEETDESK_GATEWAY_TIMEOUT_TICKETS_SECONDS", "1"),
+        ("FLEETDESK_GATEWAY_MAX_BODY_BYTES", "65536"),
+        ("FLEETDESK_GATEWAY_RATE_LIMITS", "off"),
+        ("FLEETDESK_HTTP_WORKERS", "2"),
+    ]);
+    let dead = format!("http://127.0.0.1:{}", dead_port());
+    gw.set("FLEETDESK_GATEWAY_UPSTREAM_KNOWLEDGE", dead);
+    for (k, v) in extra {
+        gw.set(k, *v);
+    }
+    gw
+}
+
+/// Another gateway in front of the same services (a second replica).
+pub async fn second_gateway(r: &Rig, extra: &[(&str, &str)]) -> Http {
+    let gw = gateway_settings(&r.identity_url, &r.echo_url, extra);
+    let app = Application::build(GatewayConfig::from_settings(&gw).unwrap())
+        .await
+        .unwrap();
+    let http = Http::new(format!("http://127.0.0.1:{}", app.port));
+    tokio::spawn(app.run_until_stopped());
+    http
 }
 
 /// A port nothing listens on.
@@ -117,20 +149,7 @@ pub async fn rig(extra: &[(&str, &str)]) -> Rig {
 
     let identity_url = format!("http://127.0.0.1:{identity_port}");
     let echo_url = format!("http://127.0.0.1:{echo_port}");
-    let mut gw = Settings::from_pairs([
-        ("FLEETDESK_GATEWAY_LISTEN", "127.0.0.1:0"),
-        ("FLEETDESK_GATEWAY_SERVICES", "identity,tickets,knowledge"),
-        ("FLEETDESK_GATEWAY_UPSTREAM_IDENTITY", identity_url.as_str()),
-        ("FLEETDESK_GATEWAY_UPSTREAM_TICKETS", echo_url.as_str()),
-        ("FLEETDESK_GATEWAY_TIMEOUT_TICKETS_SECONDS", "1"),
-        ("FLEETDESK_GATEWAY_MAX_BODY_BYTES", "65536"),
-        ("FLEETDESK_HTTP_WORKERS", "2"),
-    ]);
-    let dead = format!("http://127.0.0.1:{}", dead_port());
-    gw.set("FLEETDESK_GATEWAY_UPSTREAM_KNOWLEDGE", dead);
-    for (k, v) in extra {
-        gw.set(k, *v);
-    }
+    let gw = gateway_settings(&identity_url, &echo_url, extra);
     let app = Application::build(GatewayConfig::from_settings(&gw).unwrap())
         .await
         .unwrap();
@@ -149,7 +168,9 @@ pub async fn rig(extra: &[(&str, &str)]) -> Rig {
     );
     Rig {
         http,
-        identity: Http::new(identity_url),
+        identity: Http::new(identity_url.clone()),
+        identity_url,
+        echo_url,
         identity_state,
         admin_token: login.body["accessToken"].as_str().unwrap().to_owned(),
         echo_hits: hits,
