@@ -148,6 +148,9 @@ pub struct GatewayConfig {
     /// How long an open circuit answers 503 before letting a trial request through
     /// (`FLEETDESK_GATEWAY_BREAKER_OPEN_SECONDS`, default 10).
     pub breaker_open: Duration,
+    /// Browser origins allowed to call the API (`FLEETDESK_GATEWAY_CORS_ORIGINS`, comma-
+    /// separated, e.g. `https://app.example.com`; default none).
+    pub cors_origins: Vec<String>,
     /// Rate-limit policies (`FLEETDESK_GATEWAY_RATE_LIMITS`, `;`-separated; `off` for none).
     pub rate_limits: Vec<Policy>,
     /// Redis for limits shared by every replica (`FLEETDESK_GATEWAY_REDIS_URL`); unset: in
@@ -295,6 +298,25 @@ impl GatewayConfig {
             }
             None => None,
         };
+        let cors_origins: Vec<String> = s
+            .get("FLEETDESK_GATEWAY_CORS_ORIGINS")
+            .unwrap_or("")
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for o in &cors_origins {
+            let ok = o == "*"
+                || Url::parse(o).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+                });
+            if !ok {
+                return Err(ConfigError::new(
+                    "FLEETDESK_GATEWAY_CORS_ORIGINS",
+                    format!("`{o}` is not an origin like https://app.example.com"),
+                ));
+            }
+        }
         let workers = s.parse_or(
             "FLEETDESK_HTTP_WORKERS",
             std::thread::available_parallelism()
@@ -326,6 +348,7 @@ impl GatewayConfig {
             breaker_open: secs("FLEETDESK_GATEWAY_BREAKER_OPEN_SECONDS", 10, 1, 3600)?,
             rate_limits,
             redis_url,
+            cors_origins,
         })
     }
 }

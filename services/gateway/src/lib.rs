@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod edge;
 pub mod limits;
 pub mod proxy;
 
@@ -24,6 +25,7 @@ use fleetdesk_web::context::{ServiceName, observe};
 use futures_util::future::join_all;
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
+use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::GatewayConfig;
 
@@ -36,8 +38,10 @@ pub const SERVICE: &str = "gateway";
 
 /// What every request shares.
 pub struct Gateway {
-    client: reqwest::Client,
-    upstreams: Vec<Upstream>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) cors_origins: Vec<String>,
+    pub(crate) docs: edge::MergedDocs,
     routes: HashMap<String, String>,
     public: Vec<PublicRoute>,
     max_body: u64,
@@ -75,6 +79,8 @@ impl Gateway {
         };
         Ok(Self {
             limiter,
+            cors_origins: config.cors_origins.clone(),
+            docs: edge::MergedDocs::default(),
             keys: Keys::new(
                 client.clone(),
                 jwks,
@@ -159,8 +165,14 @@ pub fn serve(
             .app_data(ServiceName(SERVICE))
             .app_data(gateway.clone())
             .app_data(web::PayloadConfig::new(usize::MAX))
+            .wrap(from_fn(edge::edge))
             .wrap(from_fn(observe))
             .route("/health", web::get().to(health))
+            .route("/api/openapi.json", web::get().to(edge::openapi))
+            .service(
+                SwaggerUi::new("/api/docs/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
+            )
             .route("/health/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics_text))
             .default_service(web::to(proxy::forward))

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod edge;
 mod forwarding;
 mod limits;
 mod rig;
