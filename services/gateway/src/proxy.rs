@@ -173,7 +173,7 @@ async fn authenticate(gw: &Gateway, req: &HttpRequest, request_id: &str) -> Resu
         }
         return match gw.api_keys.token_for(&key, request_id).await {
             Exchange::Token(t) => {
-                let tenant = gw.keys.verify(&t).await.ok().map(|c| c.tid);
+                let tenant = gw.keys.check(&t).await.ok().map(|v| v.tenant);
                 Ok(Who {
                     replacement: Some(t),
                     subject: Some(key_id(&key)),
@@ -201,12 +201,12 @@ async fn authenticate(gw: &Gateway, req: &HttpRequest, request_id: &str) -> Resu
         ));
     };
     gw.keys
-        .verify(token)
+        .check(token)
         .await
-        .map(|c| Who {
+        .map(|v| Who {
             replacement: None,
-            subject: Some(c.sub),
-            tenant: Some(c.tid),
+            subject: Some(v.subject),
+            tenant: Some(v.tenant),
         })
         .map_err(|e| token_problem(&e))
 }
@@ -414,47 +414,54 @@ pub async fn forward(
         set("traceparent", &c.traceparent());
     }
 
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
     // actix's payload is not `Send`; a local task pumps it into a small channel whose
     // receiving end is the upstream body, so bodies stream with back-pressure.
-    let limit = gw.max_body;
-    let seen = std::sync::Arc::new(AtomicU64::new(0));
-    let counted = seen.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-    actix_web::rt::spawn(async move {
-        let mut payload = payload;
-        while let Some(chunk) = payload.next().await {
-            let item = match chunk {
-                Ok(chunk) => {
-                    let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed)
-                        + chunk.len() as u64;
-                    if total > limit {
-                        Err(std::io::Error::other("request body over the limit"))
-                    } else {
-                        Ok(chunk)
-                    }
-                }
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            };
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
-                break;
-            }
-        }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
+    let Ok(up_method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
         return Err(ApiError::bad_request(
             "bad_method",
             "unsupported HTTP method",
         ));
     };
-    let request = gw
-        .client
-        .request(method, url)
-        .headers(headers)
-        .body(reqwest::Body::wrap_stream(body));
+    let limit = gw.max_body;
+    let seen = std::sync::Arc::new(AtomicU64::new(0));
+    let mut request = gw.client.request(up_method, url).headers(headers);
+    if has_body {
+        // actix's payload is not `Send`; a local task pumps it into a small channel whose
+        // receiving end is the upstream body, so bodies stream with back-pressure.
+        let counted = seen.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+        actix_web::rt::spawn(async move {
+            let mut payload = payload;
+            while let Some(chunk) = payload.next().await {
+                let item = match chunk {
+                    Ok(chunk) => {
+                        let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed)
+                            + chunk.len() as u64;
+                        if total > limit {
+                            Err(std::io::Error::other("request body over the limit"))
+                        } else {
+                            Ok(chunk)
+                        }
+                    }
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        request = request.body(reqwest::Body::wrap_stream(body));
+    }
 
     let started = Instant::now();
     let sent = tokio::time::timeout(upstream.config.timeout, request.send()).await;
