@@ -53,30 +53,34 @@ fn spec<E: Event>() -> EventSpec {
 
 /// The whole catalogue, in document order. A service's events are added here with their
 /// structs; the AsyncAPI test then asks for the document to be regenerated.
-pub fn catalogue() -> Vec<EventSpec> {
-    vec![
-        spec::<identity::TenantCreated>(),
-        spec::<identity::TenantUpdated>(),
-        spec::<identity::UserRegistered>(),
-        spec::<identity::UserInvited>(),
-        spec::<identity::UserUpdated>(),
-        spec::<identity::UserDeactivated>(),
-        spec::<identity::UserReactivated>(),
-        spec::<identity::UserDeleted>(),
-        spec::<identity::RoleCreated>(),
-        spec::<identity::RoleUpdated>(),
-        spec::<identity::RoleDeleted>(),
-        spec::<identity::PasswordResetRequested>(),
-        spec::<identity::LoginFailed>(),
-        spec::<identity::RefreshReuseDetected>(),
-    ]
+pub fn catalogue() -> &'static [EventSpec] {
+    static ALL: std::sync::OnceLock<Vec<EventSpec>> = std::sync::OnceLock::new();
+    ALL.get_or_init(|| {
+        vec![
+            spec::<identity::TenantCreated>(),
+            spec::<identity::TenantUpdated>(),
+            spec::<identity::UserRegistered>(),
+            spec::<identity::UserInvited>(),
+            spec::<identity::UserUpdated>(),
+            spec::<identity::UserDeactivated>(),
+            spec::<identity::UserReactivated>(),
+            spec::<identity::UserDeleted>(),
+            spec::<identity::RoleCreated>(),
+            spec::<identity::RoleUpdated>(),
+            spec::<identity::RoleDeleted>(),
+            spec::<identity::PasswordResetRequested>(),
+            spec::<identity::LoginFailed>(),
+            spec::<identity::RefreshReuseDetected>(),
+        ]
+    })
 }
 
 /// The catalogue entry of a type and version.
 pub fn find(event_type: &str, version: u32) -> Option<EventSpec> {
     catalogue()
-        .into_iter()
+        .iter()
         .find(|s| s.event_type == event_type && s.version == version)
+        .copied()
 }
 
 /// What an event is about, for any type in the catalogue.
@@ -280,7 +284,7 @@ mod tests {
     fn every_type_is_unique_and_well_named() {
         let all = catalogue();
         let mut seen = std::collections::HashSet::new();
-        for spec in &all {
+        for spec in all {
             assert!(
                 seen.insert((spec.event_type, spec.version)),
                 "{} listed twice",

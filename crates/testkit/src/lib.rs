@@ -42,13 +42,19 @@ pub fn postgres_server() -> Option<String> {
 /// need a broker run on the in-process bus instead; with `CI=true` an unset URL is a failure,
 /// so CI can never skip them silently.
 pub fn amqp_server() -> Option<String> {
-    let url = std::env::var("FLEETDESK_TEST_AMQP_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
+    required_in_ci("FLEETDESK_TEST_AMQP_URL", "RabbitMQ")
+}
+
+/// The Redis server tests run against (`FLEETDESK_TEST_REDIS_URL`), under the same rule as
+/// [`amqp_server`].
+pub fn redis_server() -> Option<String> {
+    required_in_ci("FLEETDESK_TEST_REDIS_URL", "Redis")
+}
+
+fn required_in_ci(var: &str, what: &str) -> Option<String> {
+    let url = std::env::var(var).ok().filter(|u| !u.is_empty());
     if url.is_none() && std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but FLEETDESK_TEST_AMQP_URL is not set: RabbitMQ tests cannot be skipped in CI"
-        );
+        panic!("CI=true but {var} is not set: {what} tests cannot be skipped in CI");
     }
     url
 }

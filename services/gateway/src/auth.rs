@@ -10,6 +10,8 @@ use jsonwebtoken::jwk::JwkSet;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::sharded::Sharded;
+
 /// Identity's signing keys, cached. Refreshed periodically and when a token names an unknown
 /// `kid` — at most once per `min_refresh`, so forged `kid`s cannot hammer identity. When
 /// identity cannot be reached the keys already known keep working.
@@ -17,7 +19,7 @@ pub struct Keys {
     verifier: Verifier,
     // Tokens already verified, until they expire: a signature check costs more than the
     // rest of forwarding, and a token's content cannot change.
-    verified: Vec<Mutex<HashMap<String, Verified>>>,
+    verified: Sharded<Verified>,
     jwks_url: Url,
     client: reqwest::Client,
     min_refresh: Duration,
@@ -36,7 +38,7 @@ impl Keys {
     ) -> Self {
         Self {
             verifier: Verifier::new(issuer, audience),
-            verified: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            verified: Sharded::default(),
             jwks_url,
             client,
             min_refresh,
@@ -96,8 +98,7 @@ impl Keys {
     /// for.
     pub async fn check(&self, token: &str) -> Result<Verified, TokenError> {
         let now = chrono::Utc::now().timestamp();
-        let shard = &self.verified[shard_of(token)];
-        if let Ok(map) = shard.lock()
+        if let Some(map) = self.verified.shard(token)
             && let Some(v) = map.get(token)
             && v.expires_at > now
         {
@@ -109,10 +110,11 @@ impl Keys {
             tenant: claims.tid,
             expires_at: claims.exp,
         };
-        if let Ok(mut map) = shard.lock() {
-            if map.len() >= CACHE_MAX / SHARDS {
+        if let Some(mut map) = self.verified.shard(token) {
+            let cap = Sharded::<Verified>::capacity(CACHE_MAX);
+            if map.len() >= cap {
                 map.retain(|_, c| c.expires_at > now);
-                if map.len() >= CACHE_MAX / SHARDS {
+                if map.len() >= cap {
                     map.clear();
                 }
             }
@@ -145,14 +147,6 @@ pub struct Verified {
     pub tenant: String,
     /// `exp`, seconds since the epoch.
     pub expires_at: i64,
-}
-
-const SHARDS: usize = 16;
-
-fn shard_of(key: &str) -> usize {
-    key.bytes().rev().take(16).fold(0usize, |h, b| {
-        h.wrapping_mul(31).wrapping_add(usize::from(b))
-    }) % SHARDS
 }
 
 struct Cached {

@@ -163,26 +163,21 @@ pub async fn openapi(gw: Data<Gateway>) -> HttpResponse {
     {
         return HttpResponse::Ok().json(doc);
     }
-    let fetches = gw.upstreams.iter().map(|u| {
-        let client = gw.client.clone();
-        let url = u.config.base.join("/openapi.json");
-        let name = u.config.name.clone();
-        async move {
-            let doc = match url {
-                Ok(url) => match client.get(url).timeout(Duration::from_secs(3)).send().await {
-                    Ok(r) if r.status().is_success() => r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .filter(|d| d["openapi"].is_string() && d["paths"].is_object()),
-                    _ => None,
-                },
-                Err(_) => None,
-            };
-            (name, doc)
-        }
-    });
-    let docs = join_all(fetches).await;
+    let answers = gw
+        .get_from_each_upstream("/openapi.json", Duration::from_secs(3))
+        .await;
+    let docs = join_all(answers.into_iter().map(|(name, answer)| async move {
+        let doc = match answer {
+            Some(r) if r.status().is_success() => r
+                .json::<Value>()
+                .await
+                .ok()
+                .filter(|d| d["openapi"].is_string() && d["paths"].is_object()),
+            _ => None,
+        };
+        (name, doc)
+    }))
+    .await;
     if docs.iter().all(|(_, d)| d.is_none()) {
         let e = ApiError::unavailable(
             "upstream_unavailable",

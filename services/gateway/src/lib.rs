@@ -12,6 +12,7 @@ pub mod config;
 pub mod edge;
 pub mod limits;
 pub mod proxy;
+mod sharded;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -54,6 +55,30 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// GETs `path` from every upstream at once: each one's name and answer (`None` when it
+    /// could not be reached in `timeout`).
+    pub(crate) async fn get_from_each_upstream(
+        &self,
+        path: &str,
+        timeout: Duration,
+    ) -> Vec<(String, Option<reqwest::Response>)> {
+        join_all(self.upstreams.iter().map(|u| {
+            let request = u
+                .config
+                .base
+                .join(path)
+                .map(|url| self.client.get(url).timeout(timeout));
+            async move {
+                let answer = match request {
+                    Ok(r) => r.send().await.ok(),
+                    Err(_) => None,
+                };
+                (u.config.name.clone(), answer)
+            }
+        }))
+        .await
+    }
+
     /// The state for `config`: connects to Redis when limits are shared; keys are fetched
     /// later.
     pub async fn new(config: &GatewayConfig) -> anyhow::Result<Self> {
@@ -111,23 +136,19 @@ async fn health() -> HttpResponse {
 
 /// Every upstream's readiness, each listed; 503 unless all are ready.
 async fn ready(gw: Data<Gateway>) -> HttpResponse {
-    let checks = gw.upstreams.iter().map(|u| {
-        let client = gw.client.clone();
-        let url = u.config.base.join("/health/ready");
-        let name = u.config.name.clone();
-        async move {
-            let state = match url {
-                Ok(url) => match client.get(url).timeout(Duration::from_secs(2)).send().await {
-                    Ok(r) if r.status().is_success() => "ok",
-                    Ok(_) => "not_ready",
-                    Err(_) => "unavailable",
-                },
-                Err(_) => "unavailable",
+    let results: Vec<(String, &str)> = gw
+        .get_from_each_upstream("/health/ready", Duration::from_secs(2))
+        .await
+        .into_iter()
+        .map(|(name, answer)| {
+            let state = match answer {
+                Some(r) if r.status().is_success() => "ok",
+                Some(_) => "not_ready",
+                None => "unavailable",
             };
             (name, state)
-        }
-    });
-    let results = join_all(checks).await;
+        })
+        .collect();
     let all_ok = results.iter().all(|(_, s)| *s == "ok");
     let upstreams: Map<String, Value> = results
         .into_iter()

@@ -7,12 +7,12 @@
 //! service, each with a budget of its own. Every policy matching a request applies; the
 //! answer's headers describe the one closest to its limit.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Script;
 use redis::aio::ConnectionManager;
+
+use crate::sharded::Sharded;
 
 /// What a policy counts by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +203,7 @@ return {1, math.floor((capacity - (new_tat - now)) / interval), new_tat - now, 0
 /// Where the limiter keeps its state.
 pub enum Store {
     /// This process only.
-    Memory(Vec<Mutex<HashMap<String, u64>>>),
+    Memory(Sharded<u64>),
     /// Redis, shared by every replica.
     Redis {
         /// Reconnects by itself.
@@ -220,8 +220,6 @@ pub struct Limiter {
     store: Store,
 }
 
-const SHARDS: usize = 16;
-
 fn now_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -229,18 +227,12 @@ fn now_micros() -> u64 {
         .unwrap_or(0)
 }
 
-fn shard_of(key: &str) -> usize {
-    key.bytes().fold(0usize, |h, b| {
-        h.wrapping_mul(31).wrapping_add(usize::from(b))
-    }) % SHARDS
-}
-
 impl Limiter {
     /// An in-memory limiter.
     pub fn in_memory(policies: Vec<Policy>) -> Self {
         Self {
             policies,
-            store: Store::Memory((0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect()),
+            store: Store::Memory(Sharded::default()),
         }
     }
 
@@ -270,9 +262,9 @@ impl Limiter {
         let (allowed, remaining, reset_us, retry_us) = match &self.store {
             Store::Memory(shards) => {
                 let now = now_micros();
-                let mut map = shards[shard_of(key)]
-                    .lock()
-                    .map_err(|_| "limiter state poisoned".to_owned())?;
+                let mut map = shards
+                    .shard(key)
+                    .ok_or_else(|| "limiter state poisoned".to_owned())?;
                 if map.len() > 100_000 {
                     map.retain(|_, tat| *tat > now);
                 }

@@ -87,14 +87,25 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn hop_by_hop(headers: &HeaderMap) -> Vec<String> {
-    let mut names: Vec<String> = HOP_BY_HOP.iter().map(|h| (*h).to_owned()).collect();
-    for value in headers.get_all(header::CONNECTION) {
-        if let Ok(v) = value.to_str() {
-            names.extend(v.split(',').map(|n| n.trim().to_ascii_lowercase()));
-        }
+/// The headers of one message that must not be forwarded: the fixed hop-by-hop set and
+/// whatever its `Connection` headers name. Built from raw values, so it serves both the
+/// request (actix's header types) and the response (reqwest's).
+struct HopByHop(Vec<String>);
+
+impl HopByHop {
+    fn new<'a>(connection: impl Iterator<Item = &'a [u8]>) -> Self {
+        let listed = connection
+            .filter_map(|v| std::str::from_utf8(v).ok())
+            .flat_map(|v| v.split(','))
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        Self(listed)
     }
-    names
+
+    fn contains(&self, name: &str) -> bool {
+        HOP_BY_HOP.contains(&name) || self.0.iter().any(|n| n == name)
+    }
 }
 
 /// The upstream for a path: the first segment under `/api/v1/`, or the JWKS.
@@ -362,11 +373,15 @@ pub async fn forward(
     url.set_path(&path);
     url.set_query(req.uri().query());
 
-    let skip = hop_by_hop(req.headers());
+    let skip = HopByHop::new(
+        req.headers()
+            .get_all(header::CONNECTION)
+            .map(HeaderValue::as_bytes),
+    );
     let mut headers = reqwest::header::HeaderMap::new();
     for (name, value) in req.headers() {
         let n = name.as_str();
-        if skip.iter().any(|s| s == n)
+        if skip.contains(n)
             || n == "host"
             || n == "x-api-key"
             || n == "x-request-id"
@@ -504,17 +519,15 @@ pub async fn forward(
     record(&service, &group, status, started);
     let mut out =
         HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
-    let skip: Vec<String> = {
-        let mut names: Vec<String> = HOP_BY_HOP.iter().map(|h| (*h).to_owned()).collect();
-        for value in response.headers().get_all("connection") {
-            if let Ok(v) = value.to_str() {
-                names.extend(v.split(',').map(|n| n.trim().to_ascii_lowercase()));
-            }
-        }
-        names
-    };
+    let skip = HopByHop::new(
+        response
+            .headers()
+            .get_all("connection")
+            .iter()
+            .map(UpValue::as_bytes),
+    );
     for (name, value) in response.headers() {
-        if skip.iter().any(|s| s == name.as_str()) || name.as_str() == "content-length" {
+        if skip.contains(name.as_str()) || name.as_str() == "content-length" {
             continue;
         }
         if let (Ok(n), Ok(v)) = (

@@ -4,18 +4,6 @@ use serde_json::json;
 
 use crate::rig::*;
 
-fn redis_url() -> Option<String> {
-    let url = std::env::var("FLEETDESK_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() && std::env::var("CI").as_deref() == Ok("true") {
-        panic!(
-            "CI=true but FLEETDESK_TEST_REDIS_URL is not set: Redis tests cannot be skipped in CI"
-        );
-    }
-    url
-}
-
 #[tokio::test]
 async fn limited_answers_carry_the_headers_and_429_has_retry_after() {
     let r = rig(&[(
@@ -105,7 +93,7 @@ async fn limited_answers_carry_the_headers_and_429_has_retry_after() {
 
 #[tokio::test]
 async fn redis_limits_hold_across_two_gateways() {
-    let Some(url) = redis_url() else {
+    let Some(url) = fleetdesk_testkit::redis_server() else {
         eprintln!("FLEETDESK_TEST_REDIS_URL is not set: the Redis variant did not run here");
         return;
     };
