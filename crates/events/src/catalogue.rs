@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use utoipa::openapi::{RefOr, schema::Schema};
 
 use crate::envelope::{DecodeError, Envelope, Event, Subject};
-use crate::identity;
+use crate::{identity, tickets};
 
 /// One event type in the catalogue.
 #[derive(Clone, Copy)]
@@ -71,6 +71,21 @@ pub fn catalogue() -> &'static [EventSpec] {
             spec::<identity::PasswordResetRequested>(),
             spec::<identity::LoginFailed>(),
             spec::<identity::RefreshReuseDetected>(),
+            spec::<tickets::ProductCreated>(),
+            spec::<tickets::ProductUpdated>(),
+            spec::<tickets::ProductArchived>(),
+            spec::<tickets::CompanyCreated>(),
+            spec::<tickets::CompanyUpdated>(),
+            spec::<tickets::CompanyDeleted>(),
+            spec::<tickets::TicketCreated>(),
+            spec::<tickets::TicketUpdated>(),
+            spec::<tickets::TicketStatusChanged>(),
+            spec::<tickets::TicketAssigned>(),
+            spec::<tickets::TicketSeverityChanged>(),
+            spec::<tickets::TicketEscalated>(),
+            spec::<tickets::TicketCommentAdded>(),
+            spec::<tickets::TicketSlaBreached>(),
+            spec::<tickets::TicketDeleted>(),
         ]
     })
 }

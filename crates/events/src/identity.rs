@@ -83,6 +83,20 @@ pub enum Registration {
     Bootstrap,
 }
 
+/// What other services keep of a user (their read models): who they are and what they may
+/// do now. Carried by every `user.*` event that can change it, and re-sent for each holder
+/// when a role's permissions change, so a consumer never has to compute roles itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserAccess {
+    pub email: String,
+    pub name: String,
+    /// `active` or `deactivated`.
+    pub status: String,
+    /// Effective permission nodes (direct grants and every role's).
+    pub permissions: Vec<String>,
+}
+
 /// An account was created.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -93,6 +107,9 @@ pub struct UserRegistered {
     pub via: Registration,
     /// Role monikers given at registration.
     pub roles: Vec<String>,
+    /// The user as they are after this change, for other services' read models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<UserAccess>,
 }
 identity_event!(
     UserRegistered,
@@ -131,6 +148,9 @@ pub struct UserUpdated {
     pub user_id: String,
     /// The fields that changed (`name`, `avatarUrl`, `permissions`, `roles`, `password`).
     pub changed: Vec<String>,
+    /// The user as they are after this change, for other services' read models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<UserAccess>,
 }
 identity_event!(
     UserUpdated,
@@ -149,6 +169,9 @@ identity_event!(
 #[serde(rename_all = "camelCase")]
 pub struct UserDeactivated {
     pub user_id: String,
+    /// The user as they are after this change, for other services' read models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<UserAccess>,
 }
 identity_event!(
     UserDeactivated,
@@ -163,6 +186,9 @@ identity_event!(
 #[serde(rename_all = "camelCase")]
 pub struct UserReactivated {
     pub user_id: String,
+    /// The user as they are after this change, for other services' read models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<UserAccess>,
 }
 identity_event!(
     UserReactivated,

@@ -12,18 +12,21 @@
 pub mod amqp;
 pub mod bus;
 pub mod catalogue;
+pub mod connect;
 pub mod consumer;
 pub mod emit;
 pub mod envelope;
 pub mod identity;
 pub mod local;
 pub mod relay;
+pub mod tickets;
 
 pub use amqp::{AmqpBus, AmqpConfig};
 pub use bus::{
     Bus, BusError, Deliver, Incoming, Message, Outcome, Subscription, SubscriptionHandle,
 };
 pub use catalogue::{EventSpec, catalogue};
+pub use connect::BusConfig;
 pub use consumer::{Consumer, Handler, HandlerError};
 pub use emit::{Origin, emit};
 pub use envelope::{DecodeError, Envelope, Event, Subject};

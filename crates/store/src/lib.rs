@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod platform;
 mod pool;
 pub mod processed;
+pub mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conn::{Backend, DbConn, MultiBackend, transaction};

@@ -13,7 +13,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::Data;
 use actix_web::{FromRequest, HttpRequest};
-use fleetdesk_auth::{Grants, Requirement, TokenError, TokenType, Verifier};
+use fleetdesk_auth::{Grants, RemoteKeys, Requirement, TokenError, TokenType, Verifier};
 
 use crate::error::ApiError;
 
@@ -45,6 +45,23 @@ impl Caller {
         self.grants.allows(node)
     }
 
+    /// The actor recorded for the caller's changes: the user id, or `service:<client>` for
+    /// service tokens.
+    pub fn actor(&self) -> String {
+        match self.kind {
+            TokenType::Service => format!("service:{}", self.subject),
+            _ => self.subject.clone(),
+        }
+    }
+
+    /// The origin of the events of a change the caller makes at `now`, under the request's
+    /// trace. Build it before entering a transaction: the request's trace context is not
+    /// visible on the blocking thread.
+    pub fn origin(&self, now: chrono::DateTime<chrono::Utc>) -> fleetdesk_events::Origin {
+        fleetdesk_events::Origin::new(Some(self.tenant_id.clone()), self.actor(), now)
+            .traced(crate::context::current().map(|c| c.traceparent()))
+    }
+
     /// 403 `permission_denied` unless the caller holds `node`.
     pub fn require(&self, node: &str) -> Result<(), ApiError> {
         if self.allows(node) {
@@ -54,15 +71,27 @@ impl Caller {
         }
     }
 
-    fn from_token(req: &HttpRequest) -> Result<Self, ApiError> {
-        let verifier = req
-            .app_data::<Data<Verifier>>()
-            .ok_or_else(|| ApiError::internal("no token verifier configured for this app"))?;
-        let token = bearer_token(req)?;
-        let claims = verifier.verify(token).map_err(|e| match e {
+    /// The caller of `req`: its bearer token verified with the app's `Data<RemoteKeys>`
+    /// (services besides identity: identity's JWKS, refreshed on an unknown `kid`) or, failing
+    /// that, its `Data<Verifier>` (identity itself).
+    async fn from_request_async(req: HttpRequest) -> Result<Self, ApiError> {
+        let token = bearer_token(&req)?;
+        let claims = if let Some(keys) = req.app_data::<Data<RemoteKeys>>() {
+            keys.verify(token).await
+        } else {
+            let verifier = req
+                .app_data::<Data<Verifier>>()
+                .ok_or_else(|| ApiError::internal("no token verifier configured for this app"))?;
+            verifier.verify(token)
+        };
+        let claims = claims.map_err(|e| match e {
             TokenError::Expired => ApiError::unauthorized("token_expired", e.to_string()),
             other => ApiError::unauthorized("invalid_token", other.to_string()),
         })?;
+        Self::from_claims(&req, claims)
+    }
+
+    fn from_claims(req: &HttpRequest, claims: fleetdesk_auth::Claims) -> Result<Self, ApiError> {
         // A service acts for one tenant per call and names it; people and API keys are bound
         // to the tenant of their token, whatever they send.
         let tenant_id = match (claims.typ, req.headers().get(TENANT_HEADER)) {
@@ -118,10 +147,10 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Caller::from_token(req))
+        Box::pin(Caller::from_request_async(req.clone()))
     }
 }
 
@@ -154,12 +183,13 @@ impl<R: Requirement + 'static> FromRequest for Require<R> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = Caller::from_token(req).and_then(|caller| {
+        let req = req.clone();
+        Box::pin(async move {
+            let caller = Caller::from_request_async(req).await?;
             for node in R::nodes() {
                 caller.require(node)?;
             }
             Ok(Require(caller, PhantomData))
-        });
-        Box::pin(std::future::ready(result))
+        })
     }
 }

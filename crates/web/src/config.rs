@@ -148,6 +148,54 @@ impl Settings {
         self.get(name)
             .ok_or_else(|| ConfigError::new(name, "is required"))
     }
+
+    /// HTTP worker threads (`FLEETDESK_HTTP_WORKERS`, default one per core).
+    pub fn workers(&self) -> Result<usize, ConfigError> {
+        let cores = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2);
+        Ok(self.parse_or("FLEETDESK_HTTP_WORKERS", cores)?.max(1))
+    }
+
+    /// A name made of letters, digits, `.`, `_` and `-` (at most 100), or `default`.
+    pub fn name_or(&self, var: &str, default: &str, empty_ok: bool) -> Result<String, ConfigError> {
+        let v = self.get(var).unwrap_or(default).to_owned();
+        let ok = (empty_ok || !v.is_empty())
+            && v.len() <= 100
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if ok {
+            Ok(v)
+        } else {
+            Err(ConfigError::new(
+                var,
+                "letters, digits, '.', '_' and '-' only, at most 100",
+            ))
+        }
+    }
+
+    /// The event bus settings every service shares: `FLEETDESK_AMQP_URL` (else `AMQP_URL`;
+    /// unset: the in-process bus), `FLEETDESK_AMQP_EXCHANGE`, `FLEETDESK_AMQP_QUEUE_PREFIX`.
+    pub fn bus(&self) -> Result<fleetdesk_events::BusConfig, ConfigError> {
+        let url = match self
+            .first_of(&["FLEETDESK_AMQP_URL", "AMQP_URL"])
+            .filter(|u| !u.is_empty())
+        {
+            Some(u) if u.starts_with("amqp://") || u.starts_with("amqps://") => Some(u.to_owned()),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "FLEETDESK_AMQP_URL",
+                    "must start with amqp:// or amqps://",
+                ));
+            }
+            None => None,
+        };
+        Ok(fleetdesk_events::BusConfig {
+            url,
+            exchange: self.name_or("FLEETDESK_AMQP_EXCHANGE", "fleetdesk.events", false)?,
+            queue_prefix: self.name_or("FLEETDESK_AMQP_QUEUE_PREFIX", "", true)?,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,15 @@ pub trait Probe: Send + Sync {
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
 }
 
+/// Readiness of the event bus.
+pub struct BusProbe(pub Arc<dyn fleetdesk_events::Bus>);
+
+impl Probe for BusProbe {
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { self.0.check().await.map_err(|e| e.to_string()) })
+    }
+}
+
 /// What `/health/ready` checks; put it in `app_data`.
 #[derive(Clone)]
 pub struct Readiness {

@@ -5,26 +5,18 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fleetdesk_auth::{Claims, TokenError, Verifier};
-use jsonwebtoken::jwk::JwkSet;
+use fleetdesk_auth::{Claims, RemoteKeys, TokenError};
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::sharded::Sharded;
 
-/// Identity's signing keys, cached. Refreshed periodically and when a token names an unknown
-/// `kid` — at most once per `min_refresh`, so forged `kid`s cannot hammer identity. When
-/// identity cannot be reached the keys already known keep working.
+/// Identity's signing keys ([`RemoteKeys`]) and the tokens already verified with them.
 pub struct Keys {
-    verifier: Verifier,
+    remote: RemoteKeys,
     // Tokens already verified, until they expire: a signature check costs more than the
     // rest of forwarding, and a token's content cannot change.
     verified: Sharded<Verified>,
-    jwks_url: Url,
-    client: reqwest::Client,
-    min_refresh: Duration,
-    last_attempt: Mutex<Option<Instant>>,
-    refreshing: tokio::sync::Mutex<()>,
 }
 
 impl Keys {
@@ -37,61 +29,16 @@ impl Keys {
         min_refresh: Duration,
     ) -> Self {
         Self {
-            verifier: Verifier::new(issuer, audience),
+            remote: RemoteKeys::new(client, jwks_url.as_str(), issuer, audience, min_refresh),
             verified: Sharded::default(),
-            jwks_url,
-            client,
-            min_refresh,
-            last_attempt: Mutex::new(None),
-            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Fetches the key set now. `Err` leaves the known keys in place.
     pub async fn fetch(&self) -> Result<usize, String> {
-        if let Ok(mut last) = self.last_attempt.lock() {
-            *last = Some(Instant::now());
-        }
-        let response = self
-            .client
-            .get(self.jwks_url.clone())
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach identity's JWKS: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("identity's JWKS answered {}", response.status()));
-        }
-        let set: JwkSet = response
-            .json()
-            .await
-            .map_err(|e| format!("identity's JWKS is not a key set: {e}"))?;
-        if set.keys.is_empty() {
-            return Err("identity's JWKS is empty".into());
-        }
-        self.verifier.replace_keys(&set);
+        let n = self.remote.fetch().await?;
         metrics::counter!("gateway_jwks_refreshes_total").increment(1);
-        Ok(set.keys.len())
-    }
-
-    /// Refreshes unless the last attempt was under `min_refresh` ago; whether it did.
-    async fn refresh_if_due(&self) -> bool {
-        let _one = self.refreshing.lock().await;
-        let due = self
-            .last_attempt
-            .lock()
-            .map(|l| l.is_none_or(|t| t.elapsed() >= self.min_refresh))
-            .unwrap_or(false);
-        if !due {
-            return false;
-        }
-        match self.fetch().await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys already known");
-                false
-            }
-        }
+        Ok(n)
     }
 
     /// Verifies a token (or finds it verified before and unexpired) and returns who it is
@@ -125,16 +72,7 @@ impl Keys {
 
     /// Verifies a token, refreshing the keys once if it names a key not known yet.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        match self.verifier.verify(token) {
-            Err(TokenError::UnknownKey) => {
-                if self.refresh_if_due().await {
-                    self.verifier.verify(token)
-                } else {
-                    Err(TokenError::UnknownKey)
-                }
-            }
-            other => other,
-        }
+        self.remote.verify(token).await
     }
 }
 

@@ -35,6 +35,25 @@ pub fn effective_permissions(conn: &mut DbConn, user: &UserRow) -> Result<Vec<St
     Ok(effective(all))
 }
 
+/// The user as other services' read models keep them, read after a change in the same
+/// transaction; `None` if the user is gone.
+pub fn user_access(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<Option<fleetdesk_events::identity::UserAccess>, ApiError> {
+    let Some(user) = users::find(conn, tenant_id, user_id)? else {
+        return Ok(None);
+    };
+    let permissions = effective_permissions(conn, &user)?;
+    Ok(Some(fleetdesk_events::identity::UserAccess {
+        email: user.email,
+        name: user.name,
+        status: user.status,
+        permissions,
+    }))
+}
+
 /// The API view of one user.
 pub fn user_view(conn: &mut DbConn, row: UserRow) -> Result<UserView, ApiError> {
     let mut roles = users::role_monikers(conn, std::slice::from_ref(&row.id))?;

@@ -55,6 +55,13 @@ pub async fn ensure_first_admin(state: &AppState) -> anyhow::Result<Option<First
             let user = new_user(&tenant.id, &config.admin_email, "Administrator", hash, now);
             users::insert(conn, &user)?;
             let origin = Origin::new(Some(tenant.id.clone()), "system", now);
+            let admin: Vec<String> = roles
+                .iter()
+                .filter(|r| r.moniker == ADMIN)
+                .map(|r| r.id.clone())
+                .collect();
+            users::set_roles(conn, &tenant.id, &user.id, &admin)?;
+            let access = crate::accounts::user_access(conn, &tenant.id, &user.id)?;
             emit(
                 conn,
                 &origin,
@@ -64,14 +71,9 @@ pub async fn ensure_first_admin(state: &AppState) -> anyhow::Result<Option<First
                     name: user.name.clone(),
                     via: ev::Registration::Bootstrap,
                     roles: vec![ADMIN.to_owned()],
+                    access,
                 },
             )?;
-            let admin: Vec<String> = roles
-                .iter()
-                .filter(|r| r.moniker == ADMIN)
-                .map(|r| r.id.clone())
-                .collect();
-            users::set_roles(conn, &tenant.id, &user.id, &admin)?;
             Ok(true)
         })
         .await

@@ -47,14 +47,9 @@ pub struct IdentityConfig {
     /// Take the client address from `X-Forwarded-For` (`FLEETDESK_TRUST_FORWARDED_FOR`); only
     /// behind the gateway or another proxy that sets it.
     pub trust_forwarded_for: bool,
-    /// RabbitMQ (`FLEETDESK_AMQP_URL`, else `AMQP_URL`); unset: the in-process bus in
-    /// identity's database.
-    pub amqp_url: Option<String>,
-    /// The topic exchange (`FLEETDESK_AMQP_EXCHANGE`, default `fleetdesk.events`).
-    pub amqp_exchange: String,
-    /// Put before queue names (`FLEETDESK_AMQP_QUEUE_PREFIX`, default empty): lets several
-    /// installations share one broker.
-    pub amqp_queue_prefix: String,
+    /// The event bus (`FLEETDESK_AMQP_URL` or `AMQP_URL`, `FLEETDESK_AMQP_EXCHANGE`,
+    /// `FLEETDESK_AMQP_QUEUE_PREFIX`); without a URL, the in-process bus.
+    pub bus: fleetdesk_events::BusConfig,
 }
 
 impl IdentityConfig {
@@ -99,42 +94,6 @@ impl IdentityConfig {
             crate::domain::password::check_policy(p, &admin_email)
                 .map_err(|m| ConfigError::new("FLEETDESK_ADMIN_PASSWORD", m))?;
         }
-        let workers = s.parse_or(
-            "FLEETDESK_HTTP_WORKERS",
-            std::thread::available_parallelism()
-                .map(usize::from)
-                .unwrap_or(2),
-        )?;
-        let amqp_url = match s
-            .first_of(&["FLEETDESK_AMQP_URL", "AMQP_URL"])
-            .filter(|u| !u.is_empty())
-        {
-            Some(u) if u.starts_with("amqp://") || u.starts_with("amqps://") => Some(u.to_owned()),
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "FLEETDESK_AMQP_URL",
-                    "must start with amqp:// or amqps://",
-                ));
-            }
-            None => None,
-        };
-        let name = |var: &str, default: &str, empty_ok: bool| -> Result<String, ConfigError> {
-            let v = s.get(var).unwrap_or(default).to_owned();
-            let ok = (empty_ok || !v.is_empty())
-                && v.len() <= 100
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-            if ok {
-                Ok(v)
-            } else {
-                Err(ConfigError::new(
-                    var,
-                    "letters, digits, '.', '_' and '-' only, at most 100",
-                ))
-            }
-        };
-        let amqp_exchange = name("FLEETDESK_AMQP_EXCHANGE", "fleetdesk.events", false)?;
-        let amqp_queue_prefix = name("FLEETDESK_AMQP_QUEUE_PREFIX", "", true)?;
         Ok(Self {
             listen: s
                 .get("FLEETDESK_IDENTITY_LISTEN")
@@ -145,7 +104,7 @@ impl IdentityConfig {
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("sqlite:{data_dir}/identity.db")),
             db_pool_size: s.parse_or("FLEETDESK_DB_POOL_SIZE", 10)?,
-            workers: workers.max(1),
+            workers: s.workers()?,
             registration_enabled: s.bool_or("FLEETDESK_REGISTRATION_ENABLED", false)?,
             issuer: s
                 .get("FLEETDESK_JWT_ISSUER")
@@ -170,9 +129,7 @@ impl IdentityConfig {
                 .to_owned(),
             service_clients,
             trust_forwarded_for: s.bool_or("FLEETDESK_TRUST_FORWARDED_FOR", false)?,
-            amqp_url,
-            amqp_exchange,
-            amqp_queue_prefix,
+            bus: s.bus()?,
         })
     }
 }

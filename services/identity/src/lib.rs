@@ -29,7 +29,7 @@ use fleetdesk_store::{Clock, Db, Migrations, PoolOptions, SystemClock};
 use fleetdesk_web::context::{ServiceName, observe};
 use fleetdesk_web::docs::{CommonDocs, swagger};
 use fleetdesk_web::extract::path_config;
-use fleetdesk_web::health::Readiness;
+use fleetdesk_web::health::{BusProbe, Readiness};
 use tokio::sync::Semaphore;
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -167,7 +167,7 @@ pub async fn prepare(
     let bus = deps
         .bus
         .clone()
-        .unwrap_or_else(|| events::bus_from_config(&config, &db));
+        .unwrap_or_else(|| config.bus.connect(SERVICE, &db));
     let state = AppState {
         db,
         config: Arc::new(config),
@@ -191,7 +191,7 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
     let server = HttpServer::new(move || {
         let readiness = Readiness {
             db: state.db.clone(),
-            bus: Some(Arc::new(events::BusProbe(state.bus.clone()))),
+            bus: Some(Arc::new(BusProbe(state.bus.clone()))),
         };
         App::new()
             .app_data(ServiceName(SERVICE))
@@ -234,7 +234,7 @@ pub struct Background {
 pub async fn start_events(state: &AppState) -> anyhow::Result<(RelayHandle, SubscriptionHandle)> {
     let relay = Relay::new(SERVICE, state.db.clone(), state.bus.clone()).spawn();
     let consumer = Consumer::new(audit::CONSUMER, state.db.clone(), audit::record);
-    let subscription = audit::subscription(&state.config.amqp_queue_prefix);
+    let subscription = audit::subscription(&state.config.bus.queue_prefix);
     let handle = state
         .bus
         .subscribe(subscription, consumer)

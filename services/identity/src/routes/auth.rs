@@ -211,6 +211,7 @@ async fn register(
                 actor: user.id.clone(),
                 ..origin
             };
+            let access = crate::accounts::user_access(conn, &user.tenant_id, &user.id)?;
             emit(
                 conn,
                 &origin,
@@ -220,6 +221,7 @@ async fn register(
                     name: user.name.clone(),
                     via,
                     roles,
+                    access,
                 },
             )?;
             users::record_login(conn, &user.id, now.naive_utc())?;
@@ -686,12 +688,14 @@ async fn confirm_password_reset(
             )?;
             refresh_tokens::revoke_user(conn, &user.id, now.naive_utc())?;
             throttles::clear(conn, &format!("email:{}", user.email))?;
+            let access = crate::accounts::user_access(conn, &user.tenant_id, &user.id)?;
             emit(
                 conn,
                 &origin,
                 &ev::UserUpdated {
                     user_id: user.id.clone(),
                     changed: vec!["password".into()],
+                    access,
                 },
             )?;
             Ok::<_, ApiError>(())

@@ -219,6 +219,10 @@ fn write_role(
         ));
     }
     let view = load(conn, &role.tenant_id, &role.id).map(RoleView::from)?;
+    if changes.permissions.is_some() {
+        let holders = roles::holder_ids(conn, &role.id)?;
+        announce_access(conn, origin, &role.tenant_id, &holders)?;
+    }
     emit(
         conn,
         origin,
@@ -306,7 +310,9 @@ async fn delete_role(
                     "system roles cannot be deleted",
                 ));
             }
+            let holders = roles::holder_ids(conn, &role.id)?;
             roles::delete(conn, &role.id)?;
+            announce_access(conn, &origin, &role.tenant_id, &holders)?;
             emit(
                 conn,
                 &origin,
@@ -438,4 +444,27 @@ async fn list_role_users(
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+/// A role's permissions changed (or it went): every holder's access changed with it, so each
+/// gets a `user.updated` carrying what they may do now, for other services' read models.
+fn announce_access(
+    conn: &mut DbConn,
+    origin: &Origin,
+    tenant_id: &str,
+    holders: &[String],
+) -> Result<(), ApiError> {
+    for user_id in holders {
+        let access = crate::accounts::user_access(conn, tenant_id, user_id)?;
+        emit(
+            conn,
+            origin,
+            &ev::UserUpdated {
+                user_id: user_id.clone(),
+                changed: vec!["permissions".into()],
+                access,
+            },
+        )?;
+    }
+    Ok(())
 }

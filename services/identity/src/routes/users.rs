@@ -105,6 +105,7 @@ fn write_user(
         users::set_roles(conn, &user.tenant_id, &user.id, role_ids)?;
     }
     let user_id = user.id.clone();
+    let access = crate::accounts::user_access(conn, &user.tenant_id, &user.id)?;
     match changes.status.as_deref() {
         Some("deactivated") => {
             emit(
@@ -112,6 +113,7 @@ fn write_user(
                 origin,
                 &ev::UserDeactivated {
                     user_id: user_id.clone(),
+                    access: access.clone(),
                 },
             )?;
         }
@@ -121,6 +123,7 @@ fn write_user(
                 origin,
                 &ev::UserReactivated {
                     user_id: user_id.clone(),
+                    access: access.clone(),
                 },
             )?;
         }
@@ -138,7 +141,15 @@ fn write_user(
     .map(|(_, f)| f.to_owned())
     .collect();
     if !changed.is_empty() {
-        emit(conn, origin, &ev::UserUpdated { user_id, changed })?;
+        emit(
+            conn,
+            origin,
+            &ev::UserUpdated {
+                user_id,
+                changed,
+                access,
+            },
+        )?;
     }
     let fresh = load(conn, &user.tenant_id, &user.id)?;
     user_view(conn, fresh)
@@ -241,12 +252,14 @@ async fn change_password(
                 ));
             }
             refresh_tokens::revoke_user(conn, &user.id, now)?;
+            let access = crate::accounts::user_access(conn, &user.tenant_id, &user.id)?;
             emit(
                 conn,
                 &origin,
                 &ev::UserUpdated {
                     user_id: user.id.clone(),
                     changed: vec!["password".into()],
+                    access,
                 },
             )?;
             Ok::<_, ApiError>(())

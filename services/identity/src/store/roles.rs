@@ -115,6 +115,14 @@ pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<()> {
 }
 
 /// One page of the users holding a role, and their count.
+/// The ids of every holder of a role.
+pub fn holder_ids(conn: &mut DbConn, role_id: &str) -> QueryResult<Vec<String>> {
+    user_roles::table
+        .filter(user_roles::role_id.eq(role_id))
+        .select(user_roles::user_id)
+        .load(conn)
+}
+
 pub fn users_with(
     conn: &mut DbConn,
     role_id: &str,

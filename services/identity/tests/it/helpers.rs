@@ -112,7 +112,7 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
             Ok(())
         },
     );
-    let prefix = app.state.config.amqp_queue_prefix.clone();
+    let prefix = app.state.config.bus.queue_prefix.clone();
     let recorder = app
         .state
         .bus

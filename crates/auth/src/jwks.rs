@@ -1,0 +1,131 @@
+//! Identity's public keys fetched from its JWKS, for every service that verifies tokens but
+//! does not sign them (the gateway and every service besides identity).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+
+use crate::{Claims, TokenError, Verifier};
+
+/// Identity's signing keys, cached. Refreshed periodically (by whoever owns it, with
+/// [`RemoteKeys::fetch`]) and when a token names an unknown `kid` — at most once per
+/// `min_refresh`, so forged `kid`s cannot hammer identity. When identity cannot be reached
+/// the keys already known keep working.
+pub struct RemoteKeys {
+    verifier: Verifier,
+    jwks_url: String,
+    client: reqwest::Client,
+    min_refresh: Duration,
+    last_attempt: Mutex<Option<Instant>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("jwks_url", &self.jwks_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKeys {
+    /// Keys fetched from `jwks_url`, for tokens of `issuer` and `audience`.
+    pub fn new(
+        client: reqwest::Client,
+        jwks_url: impl Into<String>,
+        issuer: &str,
+        audience: &str,
+        min_refresh: Duration,
+    ) -> Self {
+        Self {
+            verifier: Verifier::new(issuer, audience),
+            jwks_url: jwks_url.into(),
+            client,
+            min_refresh,
+            last_attempt: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The verifier holding the keys known so far.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Fetches the key set now. `Err` leaves the known keys in place.
+    pub async fn fetch(&self) -> Result<usize, String> {
+        if let Ok(mut last) = self.last_attempt.lock() {
+            *last = Some(Instant::now());
+        }
+        let response = self
+            .client
+            .get(&self.jwks_url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach identity's JWKS: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("identity's JWKS answered {}", response.status()));
+        }
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|e| format!("identity's JWKS is not a key set: {e}"))?;
+        if set.keys.is_empty() {
+            return Err("identity's JWKS is empty".into());
+        }
+        self.verifier.replace_keys(&set);
+        Ok(set.keys.len())
+    }
+
+    /// Refreshes unless the last attempt was under `min_refresh` ago; whether it did.
+    async fn refresh_if_due(&self) -> bool {
+        let _one = self.refreshing.lock().await;
+        let due = self
+            .last_attempt
+            .lock()
+            .map(|l| l.is_none_or(|t| t.elapsed() >= self.min_refresh))
+            .unwrap_or(false);
+        if !due {
+            return false;
+        }
+        match self.fetch().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys already known");
+                false
+            }
+        }
+    }
+
+    /// Verifies a token, refreshing the keys once if it names a key not known yet.
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        match self.verifier.verify(token) {
+            Err(TokenError::UnknownKey) => {
+                if self.refresh_if_due().await {
+                    self.verifier.verify(token)
+                } else {
+                    Err(TokenError::UnknownKey)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Fetches the keys now, then again every `every` until the returned task is aborted.
+    /// A failed fetch is logged; the known keys keep serving.
+    pub fn spawn_refresh(
+        self: std::sync::Arc<Self>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = self.fetch().await {
+                    tracing::warn!(error = %e, "JWKS fetch failed; keeping the keys already known");
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,12 @@
+DROP TABLE idempotency_keys;
+DROP TABLE users;
+DROP TABLE sla_ledger;
+DROP TABLE ticket_history;
+DROP TABLE ticket_comments;
+DROP TABLE ticket_tags;
+DROP TABLE ticket_sla;
+DROP TABLE tickets;
+DROP TABLE ticket_counters;
+DROP TABLE company_domains;
+DROP TABLE companies;
+DROP TABLE products;

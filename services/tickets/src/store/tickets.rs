@@ -1,0 +1,545 @@
+//! Tickets, their SLA clocks, tags, comments, history and SLA ledger.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use fleetdesk_store::{Backend, MultiBackend};
+
+use super::DbConn;
+use super::schema::{
+    sla_ledger, ticket_comments, ticket_counters, ticket_history, ticket_sla, ticket_tags, tickets,
+};
+use super::search;
+
+/// A ticket row.
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = tickets)]
+pub struct TicketRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub number: i64,
+    pub key: String,
+    pub product_id: String,
+    pub title: String,
+    pub description: String,
+    pub requester_name: String,
+    pub requester_email: String,
+    pub company_id: Option<String>,
+    pub channel: String,
+    pub ticket_type: String,
+    /// JSON array.
+    pub tags: String,
+    pub status: String,
+    pub severity_rank: i32,
+    pub assignee_id: Option<String>,
+    /// JSON: the triage result.
+    pub triage: String,
+    pub severity_overridden: i32,
+    pub escalation_level: i32,
+    pub escalated_to: Option<String>,
+    pub comments_count: i32,
+    pub first_response_at: Option<NaiveDateTime>,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub closed_at: Option<NaiveDateTime>,
+    pub sla_due_at: Option<NaiveDateTime>,
+    pub created_by: String,
+    pub deleted_at: Option<NaiveDateTime>,
+    pub deleted_by: Option<String>,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What a change may set; `None` leaves a field.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = tickets)]
+pub struct TicketChanges {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub ticket_type: Option<String>,
+    pub tags: Option<String>,
+    pub company_id: Option<Option<String>>,
+    pub status: Option<String>,
+    pub severity_rank: Option<i32>,
+    pub assignee_id: Option<Option<String>>,
+    pub severity_overridden: Option<i32>,
+    pub escalation_level: Option<i32>,
+    pub escalated_to: Option<Option<String>>,
+    pub comments_count: Option<i32>,
+    pub first_response_at: Option<Option<NaiveDateTime>>,
+    pub resolved_at: Option<Option<NaiveDateTime>>,
+    pub closed_at: Option<Option<NaiveDateTime>>,
+    pub sla_due_at: Option<Option<NaiveDateTime>>,
+    pub deleted_at: Option<Option<NaiveDateTime>>,
+    pub deleted_by: Option<Option<String>>,
+}
+
+/// A ticket's SLA clock and due times.
+#[derive(Debug, Clone, Queryable, Insertable, AsChangeset)]
+#[diesel(table_name = ticket_sla, treat_none_as_null = true)]
+pub struct SlaRow {
+    pub ticket_id: String,
+    pub tenant_id: String,
+    pub running_since: Option<NaiveDateTime>,
+    pub elapsed_seconds: i64,
+    pub paused_since: Option<NaiveDateTime>,
+    pub paused_seconds: i64,
+    pub first_response_due_at: Option<NaiveDateTime>,
+    pub resolution_due_at: Option<NaiveDateTime>,
+    pub first_response_breached_at: Option<NaiveDateTime>,
+    pub resolution_breached_at: Option<NaiveDateTime>,
+}
+
+/// A comment or internal note.
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = ticket_comments)]
+pub struct CommentRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub ticket_id: String,
+    /// `agent` or `requester`.
+    pub author_kind: String,
+    pub author_id: Option<String>,
+    pub author_name: Option<String>,
+    pub body: String,
+    pub visibility: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// One recorded change.
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = ticket_history)]
+pub struct HistoryRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub ticket_id: String,
+    pub actor: String,
+    pub field: String,
+    pub from_value: Option<String>,
+    pub to_value: Option<String>,
+    pub note: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+/// One SLA ledger entry: `start`, `pause`, `resume`, `stop`, `first_response`, `retarget`,
+/// `breach`.
+#[derive(Debug, Clone, Queryable, Insertable)]
+#[diesel(table_name = sla_ledger)]
+pub struct LedgerRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub ticket_id: String,
+    pub kind: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+    pub at: NaiveDateTime,
+}
+
+#[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = BigInt)]
+    last_number: i64,
+}
+
+/// The tenant's next ticket number. The counter row stays locked until the transaction
+/// ends, so numbers are sequential without gaps; call it late in the transaction.
+pub fn next_number(conn: &mut DbConn, tenant_id: &str) -> QueryResult<i64> {
+    let sql = match conn.backend() {
+        Backend::Postgres => {
+            "INSERT INTO ticket_counters (tenant_id, last_number) VALUES ($1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET last_number = ticket_counters.last_number + 1 \
+             RETURNING last_number"
+        }
+        Backend::Sqlite => {
+            "INSERT INTO ticket_counters (tenant_id, last_number) VALUES (?1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET last_number = ticket_counters.last_number + 1 \
+             RETURNING last_number"
+        }
+    };
+    let row: Number = diesel::sql_query(sql)
+        .bind::<Text, _>(tenant_id)
+        .get_result(conn)?;
+    // Keep the schema's table referenced so a rename is caught at compile time.
+    let _ = ticket_counters::table;
+    Ok(row.last_number)
+}
+
+pub fn insert(
+    conn: &mut DbConn,
+    row: &TicketRow,
+    sla: &SlaRow,
+    tags: &[String],
+) -> QueryResult<()> {
+    diesel::insert_into(tickets::table)
+        .values(row)
+        .execute(conn)?;
+    diesel::insert_into(ticket_sla::table)
+        .values(sla)
+        .execute(conn)?;
+    set_tags(conn, &row.tenant_id, &row.id, tags)
+}
+
+/// Replaces a ticket's tags in the tag index.
+pub fn set_tags(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    ticket_id: &str,
+    tags: &[String],
+) -> QueryResult<()> {
+    diesel::delete(ticket_tags::table.filter(ticket_tags::ticket_id.eq(ticket_id)))
+        .execute(conn)?;
+    for t in tags {
+        diesel::insert_into(ticket_tags::table)
+            .values((
+                ticket_tags::tenant_id.eq(tenant_id),
+                ticket_tags::tag.eq(t),
+                ticket_tags::ticket_id.eq(ticket_id),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A live ticket by id or key.
+pub fn find(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    id_or_key: &str,
+    by_key: bool,
+) -> QueryResult<Option<TicketRow>> {
+    let q = tickets::table
+        .filter(tickets::tenant_id.eq(tenant_id))
+        .filter(tickets::deleted_at.is_null())
+        .into_boxed();
+    let q = if by_key {
+        q.filter(tickets::key.eq(id_or_key))
+    } else {
+        q.filter(tickets::id.eq(id_or_key))
+    };
+    q.first(conn).optional()
+}
+
+pub fn sla(conn: &mut DbConn, ticket_id: &str) -> QueryResult<SlaRow> {
+    ticket_sla::table.find(ticket_id).first(conn)
+}
+
+pub fn save_sla(conn: &mut DbConn, row: &SlaRow) -> QueryResult<()> {
+    diesel::update(ticket_sla::table.find(&row.ticket_id))
+        .set(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// Writes `changes` if the version is still `expected`; false when it moved on.
+pub fn update(
+    conn: &mut DbConn,
+    id: &str,
+    expected: i64,
+    changes: &TicketChanges,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        tickets::table
+            .filter(tickets::id.eq(id))
+            .filter(tickets::version.eq(expected)),
+    )
+    .set((
+        changes,
+        tickets::version.eq(expected + 1),
+        tickets::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Who is assigned in `GET /tickets?assigneeId=`.
+#[derive(Debug, Clone)]
+pub enum AssigneeFilter {
+    Nobody,
+    User(String),
+}
+
+/// The filters of `GET /tickets`.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub product_id: Option<String>,
+    pub statuses: Vec<String>,
+    pub severity_rank: Option<i32>,
+    pub ticket_type: Option<String>,
+    pub assignee: Option<AssigneeFilter>,
+    pub channel: Option<String>,
+    pub company_id: Option<String>,
+    pub tag: Option<String>,
+    pub requester_email: Option<String>,
+    /// Text, and whether internal notes may match.
+    pub q: Option<(String, bool)>,
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+    pub updated_since: Option<NaiveDateTime>,
+}
+
+/// The orders of `GET /tickets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    Severity,
+    SlaDue,
+}
+
+fn filtered<'a>(
+    backend: Backend,
+    tenant_id: &'a str,
+    f: &'a TicketFilter,
+) -> tickets::BoxedQuery<'a, MultiBackend> {
+    let mut q = tickets::table
+        .filter(tickets::tenant_id.eq(tenant_id))
+        .filter(tickets::deleted_at.is_null())
+        .into_boxed();
+    if let Some(p) = &f.product_id {
+        q = q.filter(tickets::product_id.eq(p));
+    }
+    if !f.statuses.is_empty() {
+        q = q.filter(tickets::status.eq_any(&f.statuses));
+    }
+    if let Some(r) = f.severity_rank {
+        q = q.filter(tickets::severity_rank.eq(r));
+    }
+    if let Some(t) = &f.ticket_type {
+        q = q.filter(tickets::ticket_type.eq(t));
+    }
+    match &f.assignee {
+        Some(AssigneeFilter::Nobody) => q = q.filter(tickets::assignee_id.is_null()),
+        Some(AssigneeFilter::User(u)) => q = q.filter(tickets::assignee_id.eq(u)),
+        None => {}
+    }
+    if let Some(c) = &f.channel {
+        q = q.filter(tickets::channel.eq(c));
+    }
+    if let Some(c) = &f.company_id {
+        q = q.filter(tickets::company_id.eq(c));
+    }
+    if let Some(e) = &f.requester_email {
+        q = q.filter(tickets::requester_email.eq(e));
+    }
+    if let Some(t) = &f.tag {
+        let tagged = ticket_tags::table
+            .filter(ticket_tags::tenant_id.eq(tenant_id))
+            .filter(ticket_tags::tag.eq(t))
+            .select(ticket_tags::ticket_id);
+        q = q.filter(tickets::id.eq_any(tagged));
+    }
+    if let Some(from) = f.created_from {
+        q = q.filter(tickets::created_at.ge(from));
+    }
+    if let Some(to) = f.created_to {
+        q = q.filter(tickets::created_at.lt(to));
+    }
+    if let Some(since) = f.updated_since {
+        q = q.filter(tickets::updated_at.ge(since));
+    }
+    if let Some((text, internal)) = &f.q
+        && let Some(cond) = search::matching(backend, text, *internal)
+    {
+        q = q.filter(cond);
+    }
+    q
+}
+
+/// One page of tickets and the total that match.
+pub fn list(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    filter: &TicketFilter,
+    sort: SortKey,
+    descending: bool,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<TicketRow>, i64)> {
+    let backend = conn.backend();
+    let total = filtered(backend, tenant_id, filter)
+        .count()
+        .get_result(conn)?;
+    let mut q = filtered(backend, tenant_id, filter);
+    q = match (sort, descending) {
+        (SortKey::CreatedAt, false) => q.order((tickets::created_at.asc(), tickets::id.asc())),
+        (SortKey::CreatedAt, true) => q.order((tickets::created_at.desc(), tickets::id.desc())),
+        (SortKey::UpdatedAt, false) => q.order((tickets::updated_at.asc(), tickets::id.asc())),
+        (SortKey::UpdatedAt, true) => q.order((tickets::updated_at.desc(), tickets::id.desc())),
+        // Ascending severity is the most severe first (P0 before P4).
+        (SortKey::Severity, false) => q.order((
+            tickets::severity_rank.asc(),
+            tickets::created_at.asc(),
+            tickets::id.asc(),
+        )),
+        (SortKey::Severity, true) => q.order((
+            tickets::severity_rank.desc(),
+            tickets::created_at.desc(),
+            tickets::id.desc(),
+        )),
+        // Tickets without a running due time sort after every due one, either way.
+        (SortKey::SlaDue, false) => q.order((
+            tickets::sla_due_at.is_null().asc(),
+            tickets::sla_due_at.asc(),
+            tickets::id.asc(),
+        )),
+        (SortKey::SlaDue, true) => q.order((
+            tickets::sla_due_at.is_null().asc(),
+            tickets::sla_due_at.desc(),
+            tickets::id.desc(),
+        )),
+    };
+    let rows = q.offset(offset).limit(limit).load(conn)?;
+    Ok((rows, total))
+}
+
+pub fn insert_comment(conn: &mut DbConn, row: &CommentRow) -> QueryResult<()> {
+    diesel::insert_into(ticket_comments::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// A page of a ticket's comments, oldest first; internal notes only when `internal`.
+pub fn comments(
+    conn: &mut DbConn,
+    ticket_id: &str,
+    internal: bool,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<CommentRow>, i64)> {
+    let base = || {
+        let mut q = ticket_comments::table
+            .filter(ticket_comments::ticket_id.eq(ticket_id))
+            .into_boxed::<MultiBackend>();
+        if !internal {
+            q = q.filter(ticket_comments::visibility.eq("public"));
+        }
+        q
+    };
+    let total = base().count().get_result(conn)?;
+    let rows = base()
+        .order((ticket_comments::created_at.asc(), ticket_comments::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+pub fn insert_history(conn: &mut DbConn, rows: &[HistoryRow]) -> QueryResult<()> {
+    for row in rows {
+        diesel::insert_into(ticket_history::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A page of a ticket's history, oldest first.
+pub fn history(
+    conn: &mut DbConn,
+    ticket_id: &str,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<HistoryRow>, i64)> {
+    let total = ticket_history::table
+        .filter(ticket_history::ticket_id.eq(ticket_id))
+        .count()
+        .get_result(conn)?;
+    let rows = ticket_history::table
+        .filter(ticket_history::ticket_id.eq(ticket_id))
+        .order((ticket_history::at.asc(), ticket_history::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+pub fn insert_ledger(conn: &mut DbConn, row: &LedgerRow) -> QueryResult<()> {
+    diesel::insert_into(sla_ledger::table)
+        .values(row)
+        .execute(conn)
+        .map(drop)
+}
+
+/// A ticket's whole SLA ledger, oldest first (at most a few entries per status change).
+pub fn ledger(conn: &mut DbConn, ticket_id: &str) -> QueryResult<Vec<LedgerRow>> {
+    sla_ledger::table
+        .filter(sla_ledger::ticket_id.eq(ticket_id))
+        .order((sla_ledger::at.asc(), sla_ledger::id.asc()))
+        .limit(10_000)
+        .load(conn)
+}
+
+/// Live tickets whose earliest open target is due by `now`, oldest due first, across
+/// tenants: the breach scheduler's work.
+pub fn due(conn: &mut DbConn, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
+    tickets::table
+        .filter(tickets::sla_due_at.le(now))
+        .filter(tickets::deleted_at.is_null())
+        .order(tickets::sla_due_at.asc())
+        .select(tickets::id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// A live ticket by id in any tenant (for the scheduler).
+pub fn find_any(conn: &mut DbConn, id: &str) -> QueryResult<Option<TicketRow>> {
+    tickets::table
+        .filter(tickets::id.eq(id))
+        .filter(tickets::deleted_at.is_null())
+        .first(conn)
+        .optional()
+}
+
+/// Rows for statistics: everything a figure needs, for the live tickets of a tenant in a
+/// period, optionally of one product.
+pub fn for_stats(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    product_id: Option<&str>,
+    from: Option<NaiveDateTime>,
+    to: Option<NaiveDateTime>,
+) -> QueryResult<Vec<StatsRow>> {
+    let mut q = tickets::table
+        .inner_join(ticket_sla::table)
+        .filter(tickets::tenant_id.eq(tenant_id))
+        .filter(tickets::deleted_at.is_null())
+        .into_boxed();
+    if let Some(p) = product_id {
+        q = q.filter(tickets::product_id.eq(p));
+    }
+    if let Some(f) = from {
+        q = q.filter(tickets::created_at.ge(f));
+    }
+    if let Some(t) = to {
+        q = q.filter(tickets::created_at.lt(t));
+    }
+    q.select((
+        tickets::status,
+        tickets::severity_rank,
+        tickets::ticket_type,
+        tickets::channel,
+        tickets::severity_overridden,
+        tickets::created_at,
+        tickets::first_response_at,
+        tickets::resolved_at,
+        ticket_sla::first_response_breached_at,
+        ticket_sla::resolution_breached_at,
+    ))
+    .load(conn)
+}
+
+/// One ticket's figures for statistics.
+pub type StatsRow = (
+    String,
+    i32,
+    String,
+    String,
+    i32,
+    NaiveDateTime,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
