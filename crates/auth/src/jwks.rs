@@ -55,6 +55,11 @@ impl RemoteKeys {
 
     /// Fetches the key set now. `Err` leaves the known keys in place.
     pub async fn fetch(&self) -> Result<usize, String> {
+        let _one = self.refreshing.lock().await;
+        self.fetch_now().await
+    }
+
+    async fn fetch_now(&self) -> Result<usize, String> {
         if let Ok(mut last) = self.last_attempt.lock() {
             *last = Some(Instant::now());
         }
@@ -79,9 +84,9 @@ impl RemoteKeys {
         Ok(set.keys.len())
     }
 
-    /// Refreshes unless the last attempt was under `min_refresh` ago; whether it did.
+    /// Refreshes unless the last attempt was under `min_refresh` ago; whether it did. Call
+    /// with `refreshing` held.
     async fn refresh_if_due(&self) -> bool {
-        let _one = self.refreshing.lock().await;
         let due = self
             .last_attempt
             .lock()
@@ -90,7 +95,7 @@ impl RemoteKeys {
         if !due {
             return false;
         }
-        match self.fetch().await {
+        match self.fetch_now().await {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys already known");
@@ -103,10 +108,14 @@ impl RemoteKeys {
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         match self.verifier.verify(token) {
             Err(TokenError::UnknownKey) => {
-                if self.refresh_if_due().await {
-                    self.verifier.verify(token)
-                } else {
-                    Err(TokenError::UnknownKey)
+                // Wait for a fetch in flight (start-up, a periodic refresh) before deciding
+                // the key is unknown.
+                let _one = self.refreshing.lock().await;
+                match self.verifier.verify(token) {
+                    Err(TokenError::UnknownKey) if self.refresh_if_due().await => {
+                        self.verifier.verify(token)
+                    }
+                    other => other,
                 }
             }
             other => other,

@@ -280,3 +280,44 @@ impl Call {
         }
     }
 }
+
+/// Asserts a problem+json answer with this status and code.
+#[track_caller]
+pub fn assert_problem(a: &Answer, status: u16, code: &str) {
+    assert_eq!(a.status, status, "expected {status} {code}, got {}", a.text);
+    assert_eq!(
+        a.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.body["code"], code, "{}", a.text);
+    assert_eq!(a.body["status"], status);
+    assert!(
+        a.body["traceId"].as_str().is_some_and(|t| t.len() == 32),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:fleetdesk:problem:")
+    );
+}
+
+/// Asserts a 400 whose `errors` name `field`.
+#[track_caller]
+pub fn assert_invalid_field(a: &Answer, field: &str) {
+    assert_problem(a, 400, "validation_failed");
+    let fields: Vec<&str> = a.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&field),
+        "expected an error on {field}, got {fields:?}"
+    );
+}

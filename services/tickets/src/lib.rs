@@ -201,6 +201,9 @@ pub async fn start_background(state: &AppState) -> anyhow::Result<Background> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot subscribe to events: {e}"))?;
+    if let Err(e) = state.keys.fetch().await {
+        tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
+    }
     let keys = state
         .keys
         .clone()

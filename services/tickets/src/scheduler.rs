@@ -1,9 +1,10 @@
 //! The SLA breach scheduler: every few seconds, marks the targets whose due time has passed,
 //! announces each breach and escalates when the policy says so.
 //!
-//! Safe with several replicas: each ticket is changed in its own transaction under the
-//! version it was read at, so when two replicas pick the same ticket one of them wins and
-//! the other's write is refused and dropped — a breach is marked and announced once.
+//! Safe with several replicas: each ticket is changed in its own transaction, holding its
+//! row lock, and re-checked under it — when two replicas pick the same ticket, the second
+//! finds the breach already marked (and the due time moved on) and does nothing, so a breach
+//! is marked and announced once.
 
 use chrono::NaiveDateTime;
 use fleetdesk_events::Origin;
@@ -19,6 +20,7 @@ const BATCH: i64 = 200;
 
 /// Marks the breaches of one ticket if it is still due; whether it marked any.
 fn breach_one(conn: &mut DbConn, id: &str, now: NaiveDateTime) -> Result<bool, ApiError> {
+    tickets::lock(conn, id)?;
     let Some(ticket) = tickets::find_any(conn, id)? else {
         return Ok(false);
     };

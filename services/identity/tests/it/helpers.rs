@@ -8,6 +8,7 @@ use fleetdesk_events::{Consumer, Envelope, Subscription, SubscriptionHandle};
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
 use fleetdesk_store::ManualClock;
 use fleetdesk_testkit::{Answer, Http, TestDb};
+pub use fleetdesk_testkit::{assert_invalid_field, assert_problem};
 use fleetdesk_web::config::Settings;
 use serde_json::{Value, json};
 
@@ -275,45 +276,4 @@ fn uuid_like() -> String {
             .unwrap()
             .as_nanos()
     )
-}
-
-/// Asserts a problem+json answer with this status and code.
-#[track_caller]
-pub fn assert_problem(a: &Answer, status: u16, code: &str) {
-    assert_eq!(a.status, status, "expected {status} {code}, got {}", a.text);
-    assert_eq!(
-        a.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        a.text
-    );
-    assert_eq!(a.body["code"], code, "{}", a.text);
-    assert_eq!(a.body["status"], status);
-    assert!(
-        a.body["traceId"].as_str().is_some_and(|t| t.len() == 32),
-        "{}",
-        a.text
-    );
-    assert!(
-        a.body["type"]
-            .as_str()
-            .unwrap()
-            .starts_with("urn:fleetdesk:problem:")
-    );
-}
-
-/// Asserts a 400 whose `errors` name `field`.
-#[track_caller]
-pub fn assert_invalid_field(a: &Answer, field: &str) {
-    assert_problem(a, 400, "validation_failed");
-    let fields: Vec<&str> = a.body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["field"].as_str())
-        .collect();
-    assert!(
-        fields.contains(&field),
-        "expected an error on {field}, got {fields:?}"
-    );
 }

@@ -28,7 +28,7 @@ use crate::idempotency::{self, Created, IdempotencyKey};
 use crate::store::companies as company_store;
 use crate::store::list_to_json;
 use crate::store::tickets::{
-    self, AssigneeFilter, LedgerRow, SlaRow, SortKey, TicketFilter, TicketRow,
+    self, AssigneeFilter, HistoryRow, LedgerRow, SlaRow, SortKey, TicketFilter, TicketRow,
 };
 use crate::views::TicketView;
 
@@ -43,6 +43,19 @@ pub(super) fn configure(cfg: &mut ServiceConfig) {
 /// 404 for a ticket that is absent, deleted or another tenant's.
 pub fn ticket_not_found() -> ApiError {
     ApiError::not_found("ticket_not_found", "no such ticket in this tenant")
+}
+
+/// A live ticket of the tenant by id or key, locked for a change until the transaction
+/// ends, or 404.
+pub fn load_for_change(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    id_or_key: &str,
+) -> Result<TicketRow, ApiError> {
+    let found = load_ticket(conn, tenant_id, id_or_key)?;
+    tickets::lock(conn, &found.id)?;
+    // Read again under the lock: the first read may predate a change that just committed.
+    load_ticket(conn, tenant_id, &found.id)
 }
 
 /// A live ticket of the tenant by id or key (`PAY-42`), or 404.
@@ -269,8 +282,20 @@ async fn create_ticket(
                 at: now,
             },
         )?;
-        let mut edit = Edit::begin(conn, row.clone(), &actor, now)?;
-        edit.record("created", None, Some(row.key.clone()), None);
+        tickets::insert_history(
+            conn,
+            &[HistoryRow {
+                id: new_id(),
+                tenant_id: tenant.clone(),
+                ticket_id: id.clone(),
+                actor: actor.clone(),
+                field: "created".into(),
+                from_value: None,
+                to_value: Some(row.key.clone()),
+                note: None,
+                at: now,
+            }],
+        )?;
         emit(
             conn,
             &origin,
@@ -294,8 +319,7 @@ async fn create_ticket(
                     .unwrap_or_else(|| "rules".into()),
             },
         )?;
-        let (saved, sla_saved) = edit.save(conn)?;
-        let view = TicketView::detail(saved, &sla_saved, now);
+        let view = TicketView::detail(row, &sla_row, now);
         Ok(Created {
             status: StatusCode::CREATED,
             body: serde_json::to_value(view).map_err(ApiError::internal)?,
@@ -530,7 +554,7 @@ async fn update_ticket(
     let (ticket, sla) = state
         .db
         .transaction(move |conn| {
-            let row = load_ticket(conn, &tenant, &id)?;
+            let row = load_for_change(conn, &tenant, &id)?;
             if_match.check(row.version)?;
             let mut edit = Edit::begin(conn, row, &actor, now)?;
             let mut changed = Vec::new();
@@ -625,7 +649,7 @@ async fn delete_ticket(
     state
         .db
         .transaction(move |conn| {
-            let row = load_ticket(conn, &tenant, &id)?;
+            let row = load_for_change(conn, &tenant, &id)?;
             let mut edit = Edit::begin(conn, row, &actor, now)?;
             edit.ticket.deleted_at = Some(now);
             edit.ticket.deleted_by = Some(actor.clone());

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::ensure_agent;
-use super::tickets::load_ticket;
+use super::tickets::{load_for_change, load_ticket};
 use crate::AppState;
 use crate::domain::fields::{self, Severity, Visibility};
 use crate::domain::sla::{self, Policy, Progress, SlaClock};
@@ -377,7 +377,7 @@ fn start(
     now: NaiveDateTime,
     origin: &Origin,
 ) -> Result<Edit, ApiError> {
-    let ticket = load_ticket(conn, caller_tenant, id)?;
+    let ticket = load_for_change(conn, caller_tenant, id)?;
     if_match.check(ticket.version)?;
     let mut edit = Edit::begin(conn, ticket, actor, now)?;
     edit.breach_overdue(conn, origin)?;
@@ -670,8 +670,8 @@ pub struct NewComment {
 /// reopens a `resolved` ticket and brings a `pending` one back to `open`.
 #[utoipa::path(
     tag = "tickets",
-    responses((status = 201, body = CommentView)),
-    security(("bearer" = ["ticket.comment.public", "ticket.comment.internal"]))
+    responses((status = 201, body = CommentView), (status = 403, description = "`permission_denied`: public comments need `ticket.comment.public`, internal notes `ticket.comment.internal`")),
+    security(("bearer" = ["ticket.read"]))
 )]
 #[post("/tickets/{id}/comments")]
 async fn add_comment(

@@ -54,10 +54,10 @@ pub fn matching(backend: Backend, q: &str, internal: bool) -> Option<Condition> 
                     "(tickets.rowid IN (SELECT rowid FROM ticket_search WHERE ticket_search MATCH ",
                 )
                 .bind::<Text, _>(m.clone())
-                .sql(&format!(
+                .sql(
                     ") OR tickets.id IN (SELECT ticket_id FROM comment_search \
-                     WHERE comment_search MATCH "
-                ))
+                     WHERE comment_search MATCH ",
+                )
                 .bind::<Text, _>(m)
                 .sql(&format!("{visibility}))")),
             ))

@@ -219,6 +219,18 @@ pub fn find(
     q.first(conn).optional()
 }
 
+/// Locks a ticket's row until the transaction ends, so concurrent changes of one ticket
+/// (requests, the breach scheduler) queue instead of failing on the version check. SQLite's
+/// write transactions are serial already.
+pub fn lock(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    if conn.backend() == Backend::Postgres {
+        diesel::sql_query("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE")
+            .bind::<Text, _>(id)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 pub fn sla(conn: &mut DbConn, ticket_id: &str) -> QueryResult<SlaRow> {
     ticket_sla::table.find(ticket_id).first(conn)
 }

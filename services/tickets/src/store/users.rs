@@ -59,3 +59,8 @@ pub fn delete(conn: &mut DbConn, id: &str) -> QueryResult<()> {
         .execute(conn)
         .map(drop)
 }
+
+/// A user by id in any tenant (tests and diagnostics).
+pub fn find_any(conn: &mut DbConn, id: &str) -> QueryResult<Option<UserRow>> {
+    users::table.filter(users::id.eq(id)).first(conn).optional()
+}

@@ -1,0 +1,405 @@
+//! Tickets: raising, reading by id or key, listing, searching, editing and deleting.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn product(app: &TestApp) -> String {
+    app.create_product("PAY", json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_ticket_is_raised_triaged_numbered_and_read_by_id_or_key() {
+    let app = spawn().await;
+    let pid = product(&app).await;
+    let t = app
+        .raise(&pid, "Checkout is down", "All users get a 503 since 10:00")
+        .await;
+    assert_eq!(t["key"], "PAY-1");
+    assert_eq!(t["number"], 1);
+    assert_eq!(t["status"], "new");
+    assert_eq!(t["severity"], "P0");
+    assert_eq!(t["type"], "incident");
+    assert_eq!(t["triage"]["provenance"]["source"], "rules");
+    assert!(t["triage"]["confidence"].as_f64().unwrap() > 0.5);
+    assert_eq!(t["requester"]["email"], "rita@customer.test");
+    assert_eq!(t["sla"]["clock"], "running");
+    assert!(t["slaDueAt"].is_string());
+    assert_eq!(
+        t["links"]["comments"],
+        format!("/api/v1/tickets/{}/comments", t["id"].as_str().unwrap())
+    );
+
+    let second = app
+        .raise(&pid, "How do I export invoices?", "Where is the button")
+        .await;
+    assert_eq!(second["key"], "PAY-2");
+    assert_eq!(second["type"], "question");
+
+    let by_key = app.get("/api/v1/tickets/PAY-1").await;
+    assert_eq!(by_key.status, 200);
+    assert_eq!(by_key.body["id"], t["id"]);
+    assert_eq!(by_key.header("etag"), Some("\"1\""));
+    let by_id = app
+        .get(&format!("/api/v1/tickets/{}", t["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(by_id.body["key"], "PAY-1");
+}
+
+#[tokio::test]
+async fn ticket_numbers_are_per_tenant() {
+    let app = spawn().await;
+    let pid = product(&app).await;
+    app.raise(&pid, "One", "x").await;
+    let other = app.issuer.token(OTHER_TENANT, "boss-b", &["*"]);
+    let p = app
+        .http
+        .post("/api/v1/products")
+        .bearer(&other)
+        .json(&json!({"key": "WEB", "name": "Web"}))
+        .send()
+        .await;
+    let t = app
+        .raise_as(&other, p.body["id"].as_str().unwrap(), "First", "x")
+        .await;
+    assert_eq!(t.body["key"], "WEB-1", "{}", t.text);
+    let peek = app
+        .http
+        .get("/api/v1/tickets/PAY-1")
+        .bearer(&other)
+        .send()
+        .await;
+    assert_problem(&peek, 404, "ticket_not_found");
+}
+
+#[tokio::test]
+async fn bad_tickets_are_refused_naming_each_field() {
+    let app = spawn().await;
+    let pid = product(&app).await;
+    let a = app
+        .http
+        .post("/api/v1/tickets")
+        .bearer(&app.admin)
+        .json(&json!({"productId": pid, "title": "", "description": "x", "requester": {"name": "R", "email": "nope"}, "channel": "fax", "tags": ["has space"]}))
+        .send()
+        .await;
+    for field in ["title", "requester.email", "channel", "tags"] {
+        assert_invalid_field(&a, field);
+    }
+    let a = app
+        .http
+        .post("/api/v1/tickets")
+        .bearer(&app.admin)
+        .json(&json!({"productId": pid, "title": "t", "description": "x", "channel": "web"}))
+        .send()
+        .await;
+    assert_invalid_field(&a, "requester");
+    let a = app
+        .http
+        .post("/api/v1/tickets")
+        .bearer(&app.admin)
+        .json(&json!({"productId": "missing", "title": "t", "description": "x", "requester": {"name": "R", "email": "r@x.test"}, "channel": "web"}))
+        .send()
+        .await;
+    assert_problem(&a, 404, "product_not_found");
+    let a = app
+        .http
+        .post("/api/v1/tickets")
+        .body("text/plain", "hi")
+        .bearer(&app.admin)
+        .send()
+        .await;
+    assert_eq!(a.status, 415, "{}", a.text);
+    let none = app
+        .http
+        .post("/api/v1/tickets")
+        .json(&json!({}))
+        .send()
+        .await;
+    assert_problem(&none, 401, "missing_token");
+    let weak = app.token("weak", &["ticket.read"]);
+    let a = app.raise_as(&weak, &pid, "t", "x").await;
+    assert_problem(&a, 403, "permission_denied");
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_returns_the_first_ticket_and_another_body_is_a_422() {
+    let app = spawn().await;
+    let pid = product(&app).await;
+    let body = json!({"productId": pid, "title": "Login fails", "description": "error 500", "requester": {"name": "R", "email": "r@x.test"}, "channel": "api"});
+    let send = |b: &Value| {
+        app.http
+            .post("/api/v1/tickets")
+            .bearer(&app.admin)
+            .header("idempotency-key", "k-1")
+            .json(b)
+            .send()
+    };
+    let first = send(&body).await;
+    assert_eq!(first.status, 201);
+    let again = send(&body).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.body["key"], "PAY-1");
+    let mut other = body.clone();
+    other["title"] = json!("Something else");
+    assert_problem(&send(&other).await, 422, "idempotency_key_reused");
+    let list = app.get("/api/v1/tickets").await;
+    assert_eq!(
+        list.body["pagination"]["total"], 1,
+        "one ticket, however many retries"
+    );
+    let bad = app
+        .http
+        .post("/api/v1/tickets")
+        .bearer(&app.admin)
+        .header("idempotency-key", "")
+        .json(&body)
+        .send()
+        .await;
+    assert_invalid_field(&bad, "Idempotency-Key");
+}
+
+#[tokio::test]
+async fn lists_filter_sort_and_paginate() {
+    let app = spawn().await;
+    let pid = product(&app).await;
+    let (agent, _) = app.agent("ann").await;
+    let down = app
+        .raise(&pid, "Site is down", "all users affected, outage")
+        .await;
+    let q = app.raise(&pid, "How do I change my plan", "question").await;
+    let bug = app
+        .raise(&pid, "Export crashes", "the export crashes with an error")
+        .await;
+    let id = |t: &Value| t["id"].as_str().unwrap().to_owned();
+    app.http
+        .patch(&format!("/api/v1/tickets/{}/assign", id(&bug)))
+        .bearer(&app.admin)
+        .json(&json!({"userId": agent}))
+        .send()
+        .await;
+    app.status(&id(&q), "pending").await;
+    app.http
+        .patch(&format!("/api/v1/tickets/{}", id(&down)))
+        .bearer(&app.admin)
+        .json(&json!({"tags": ["outage", "eu"]}))
+        .send()
+        .await;
+
+    let total = |a: &fleetdesk_testkit::Answer| a.body["pagination"]["total"].as_i64().unwrap();
+    assert_eq!(
+        total(&app.get("/api/v1/tickets?status=new,pending").await),
+        3
+    );
+    assert_eq!(total(&app.get("/api/v1/tickets?status=pending").await), 1);
+    assert_eq!(total(&app.get("/api/v1/tickets?severity=P0").await), 1);
+    assert_eq!(total(&app.get("/api/v1/tickets?type=bug").await), 1);
+    assert_eq!(
+        total(
+            &app.get(&format!("/api/v1/tickets?assigneeId={agent}"))
+                .await
+        ),
+        1
+    );
+    assert_eq!(total(&app.get("/api/v1/tickets?assigneeId=none").await), 2);
+    assert_eq!(total(&app.get("/api/v1/tickets?tag=EU").await), 1);
+    assert_eq!(total(&app.get("/api/v1/tickets?channel=web").await), 3);
+    assert_eq!(
+        total(
+            &app.get("/api/v1/tickets?requesterEmail=RITA@customer.test")
+                .await
+        ),
+        3
+    );
+    assert_eq!(
+        total(
+            &app.get(&format!("/api/v1/tickets?productId={pid}&channel=email"))
+                .await
+        ),
+        0
+    );
+    assert_eq!(
+        total(
+            &app.get(
+                "/api/v1/tickets?createdFrom=2000-01-01T00:00:00Z&createdTo=2999-01-01T00:00:00Z"
+            )
+            .await
+        ),
+        3
+    );
+    assert_eq!(
+        total(
+            &app.get("/api/v1/tickets?updatedSince=2999-01-01T00:00:00Z")
+                .await
+        ),
+        0
+    );
+
+    let by_severity = app.get("/api/v1/tickets?sort=severity").await;
+    assert_eq!(by_severity.body["data"][0]["severity"], "P0");
+    let newest = app.get("/api/v1/tickets").await;
+    assert_eq!(
+        newest.body["data"][0]["key"], "PAY-3",
+        "newest first by default"
+    );
+    let oldest = app
+        .get("/api/v1/tickets?sort=createdAt&limit=2&page=2")
+        .await;
+    assert_eq!(oldest.body["data"][0]["key"], "PAY-3");
+    assert_eq!(oldest.body["pagination"]["pages"], 2);
+    let due = app.get("/api/v1/tickets?sort=slaDue").await;
+    assert_eq!(
+        due.body["data"][2]["status"], "pending",
+        "a paused clock sorts last"
+    );
+
+    for (query, field) in [
+        ("status=done", "status"),
+        ("severity=P7", "severity"),
+        ("sort=title", "sort"),
+        ("createdFrom=yesterday", "createdFrom"),
+        ("limit=500", "limit"),
+        ("q=%20--%20", "q"),
+    ] {
+        let a = app.get(&format!("/api/v1/tickets?{query}")).await;
+        assert_invalid_field(&a, field);
+    }
+}
+
+#[tokio::test]
+async fn search_finds_words_in_titles_descriptions_and_comments_but_internal_notes_only_for_those_who_may_read_them()
+ {
+    let app = spawn().await;
+    let pid = product(&app).await;
+    let a = app
+        .raise(&pid, "Invoice totals wrong", "The VAT line is missing")
+        .await;
+    let b = app.raise(&pid, "Login slow", "Takes a minute").await;
+    let c = app.raise(&pid, "Dark mode", "please add").await;
+    app.comment(
+        b["id"].as_str().unwrap(),
+        json!({"body": "Customer mentions the proxy cache", "visibility": "public"}),
+    )
+    .await;
+    app.comment(
+        c["id"].as_str().unwrap(),
+        json!({"body": "Related to the ledger migration", "visibility": "internal"}),
+    )
+    .await;
+
+    let keys = |a: &fleetdesk_testkit::Answer| -> Vec<String> {
+        a.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        keys(&app.get("/api/v1/tickets?q=vat").await),
+        vec![a["key"].as_str().unwrap()]
+    );
+    assert_eq!(
+        keys(&app.get("/api/v1/tickets?q=invoice%20totals").await).len(),
+        1
+    );
+    assert_eq!(
+        keys(&app.get("/api/v1/tickets?q=proxy").await),
+        vec![b["key"].as_str().unwrap()]
+    );
+    assert_eq!(
+        keys(&app.get("/api/v1/tickets?q=ledger").await),
+        vec![c["key"].as_str().unwrap()]
+    );
+    assert!(
+        keys(&app.get("/api/v1/tickets?q=invoice%20proxy").await).is_empty(),
+        "every word must match"
+    );
+    let agent = app.token("reader", &["ticket.read"]);
+    let hidden = app
+        .http
+        .get("/api/v1/tickets?q=ledger")
+        .bearer(&agent)
+        .send()
+        .await;
+    assert_eq!(
+        hidden.body["pagination"]["total"], 0,
+        "internal notes are not searchable without read_internal"
+    );
+    let injected = app.get("/api/v1/tickets?q=%22vat%22%20OR%20*").await;
+    assert_eq!(
+        injected.status, 200,
+        "search syntax is not interpreted: {}",
+        injected.text
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_is_edited_under_if_match_with_history_and_deleted_for_good() {
+    let app = spawn().await;
+    let pid = product(&app).await;
+    let t = app.raise(&pid, "Typo on the pricing page", "pricng").await;
+    let id = t["id"].as_str().unwrap();
+    let patch = |etag: &str, body: Value| {
+        app.http
+            .patch(&format!("/api/v1/tickets/{id}"))
+            .bearer(&app.admin)
+            .header("if-match", etag)
+            .json(&body)
+            .send()
+    };
+    let changed = patch(
+        "\"1\"",
+        json!({"title": "Typo on pricing", "type": "task", "tags": ["web"]}),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.body["title"], "Typo on pricing");
+    assert_eq!(changed.body["version"], 2);
+    let stale = patch("\"1\"", json!({"title": "Lost update"})).await;
+    assert_problem(&stale, 412, "version_mismatch");
+    let bad = patch("\"2\"", json!({"companyId": "nope"})).await;
+    assert_invalid_field(&bad, "companyId");
+
+    let history = app.get(&format!("/api/v1/tickets/{id}/history")).await;
+    let fields: Vec<&str> = history.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["created", "title", "type", "tags"]);
+    assert_eq!(history.body["data"][1]["from"], "Typo on the pricing page");
+    assert_eq!(history.body["data"][1]["actor"], "admin-1");
+
+    let agent = app.token("agent", &["ticket.*"]);
+    let deleted = app
+        .http
+        .delete(&format!("/api/v1/tickets/{id}"))
+        .bearer(&agent)
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_problem(
+        &app.get(&format!("/api/v1/tickets/{id}")).await,
+        404,
+        "ticket_not_found",
+    );
+    assert_eq!(
+        app.get("/api/v1/tickets").await.body["pagination"]["total"],
+        0
+    );
+    let weak = app.token("weak", &["ticket.read", "ticket.update"]);
+    let t2 = app.raise(&pid, "Another", "x").await;
+    let refused = app
+        .http
+        .delete(&format!("/api/v1/tickets/{}", t2["id"].as_str().unwrap()))
+        .bearer(&weak)
+        .send()
+        .await;
+    assert_problem(&refused, 403, "permission_denied");
+}
