@@ -2,8 +2,8 @@
 //!
 //! SQLite files under `./data/` by default (`FLEETDESK_DATA_DIR` moves them). With
 //! `DATABASE_URL` pointing at a PostgreSQL server, each service gets its own database there
-//! (`fleetdesk_<service>`), created on first start. Today that is identity; later services and
-//! the gateway join here.
+//! (`fleetdesk_<service>`), created on first start. Today that is identity and tickets, with
+//! the gateway in front; later services join here.
 //!
 //! Events travel on the in-process bus, kept durably in a database of its own (`bus`), unless
 //! `FLEETDESK_AMQP_URL` names a RabbitMQ broker.
@@ -11,6 +11,7 @@
 use anyhow::Context;
 use fleetdesk_gateway::{Application as GatewayApp, GatewayConfig};
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
+use fleetdesk_tickets::{Application as TicketsApp, TicketsConfig};
 use std::sync::Arc;
 
 use fleetdesk_events::{Bus, LocalBus};
@@ -53,6 +54,11 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || database_url(&s, "identity", &dir)).await??
     };
     settings.set("IDENTITY_DATABASE_URL", identity_db);
+    let tickets_db = {
+        let (s, dir) = (settings.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || database_url(&s, "tickets", &dir)).await??
+    };
+    settings.set("TICKETS_DATABASE_URL", tickets_db);
     let bus: Option<Arc<dyn Bus>> = if settings
         .first_of(&["FLEETDESK_AMQP_URL", "AMQP_URL"])
         .is_some_and(|u| !u.is_empty())
@@ -73,25 +79,51 @@ async fn main() -> anyhow::Result<()> {
         Some(Arc::new(LocalBus::new(db)))
     };
     let identity = IdentityConfig::from_settings(&settings, &data_dir)?;
+    // Tickets subscribes to identity's events before identity publishes its first one (the
+    // first administrator), and verifies tokens with the keys of the identity started here.
+    if settings.get("FLEETDESK_JWKS_URL").is_none() {
+        let port = identity.listen.rsplit(':').next().unwrap_or("0");
+        if port == "0" {
+            anyhow::bail!(
+                "FLEETDESK_IDENTITY_LISTEN needs a fixed port in one process, or set FLEETDESK_JWKS_URL"
+            );
+        }
+        settings.set(
+            "FLEETDESK_JWKS_URL",
+            format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+        );
+    }
+    let tickets = TicketsApp::start(
+        TicketsConfig::from_settings(&settings, &data_dir)?,
+        fleetdesk_tickets::Dependencies {
+            bus: bus.clone(),
+            ..fleetdesk_tickets::Dependencies::default()
+        },
+    )
+    .await?;
     let deps = Dependencies {
         bus,
         ..Dependencies::default()
     };
     let identity = Application::build(identity, deps).await?;
+    let (identity_port, first_admin) = (identity.port, identity.first_admin.clone());
+    let (identity_server, _identity_events) = identity.into_parts();
+    let identity_task = tokio::spawn(identity_server);
+    if let Err(e) = tickets.state.keys.fetch().await {
+        tracing::warn!(error = %e, "tickets could not fetch identity's keys yet");
+    }
+    let tickets = tickets.serve()?;
 
     // The gateway in front, on 8080 unless FLEETDESK_GATEWAY_LISTEN says otherwise; it
     // forwards to the services started here.
     if settings.get("FLEETDESK_GATEWAY_SERVICES").is_none() {
-        settings.set("FLEETDESK_GATEWAY_SERVICES", "identity");
+        settings.set("FLEETDESK_GATEWAY_SERVICES", "identity,tickets");
     }
-    if settings
-        .get("FLEETDESK_GATEWAY_UPSTREAM_IDENTITY")
-        .is_none()
-    {
-        settings.set(
-            "FLEETDESK_GATEWAY_UPSTREAM_IDENTITY",
-            format!("http://127.0.0.1:{}", identity.port),
-        );
+    for (name, port) in [("IDENTITY", identity_port), ("TICKETS", tickets.port)] {
+        let var = format!("FLEETDESK_GATEWAY_UPSTREAM_{name}");
+        if settings.get(&var).is_none() {
+            settings.set(&var, format!("http://127.0.0.1:{port}"));
+        }
     }
     let gateway = GatewayApp::build(GatewayConfig::from_settings(&settings)?).await?;
 
@@ -100,12 +132,13 @@ async fn main() -> anyhow::Result<()> {
         "  API        http://127.0.0.1:{}/api/v1   (the gateway)",
         gateway.port
     );
+    println!("  identity   http://127.0.0.1:{identity_port}   (API docs: /docs)");
     println!(
-        "  identity   http://127.0.0.1:{}   (API docs: /docs)",
-        identity.port
+        "  tickets    http://127.0.0.1:{}   (API docs: /docs)",
+        tickets.port
     );
     println!("  data       {data_dir}");
-    if let Some(admin) = &identity.first_admin {
+    if let Some(admin) = &first_admin {
         fleetdesk_identity::bootstrap::announce(admin);
     }
     println!(
@@ -113,7 +146,8 @@ async fn main() -> anyhow::Result<()> {
         gateway.port
     );
     tokio::select! {
-        r = identity.run_until_stopped() => r?,
+        r = identity_task => r??,
+        r = tickets.run_until_stopped() => r?,
         r = gateway.run_until_stopped() => r?,
     }
     Ok(())

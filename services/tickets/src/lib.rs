@@ -228,21 +228,50 @@ pub struct Application {
     background: Background,
 }
 
+/// A tickets service that is prepared and consuming events but not serving HTTP yet (the
+/// one-binary mode subscribes every consumer before the first event is published).
+pub struct Starting {
+    /// The port it will listen on.
+    pub port: u16,
+    /// Its state.
+    pub state: AppState,
+    listener: TcpListener,
+    background: Background,
+}
+
+impl Starting {
+    /// Starts serving HTTP.
+    pub fn serve(self) -> anyhow::Result<Application> {
+        let server = serve(self.state.clone(), self.listener)?;
+        Ok(Application {
+            port: self.port,
+            state: self.state,
+            server,
+            background: self.background,
+        })
+    }
+}
+
 impl Application {
-    /// Prepares the state and binds the configured address (port 0 picks a free port).
-    pub async fn build(config: TicketsConfig, deps: Dependencies) -> anyhow::Result<Self> {
+    /// Binds the configured address (port 0 picks a free port), prepares the state and starts
+    /// the background tasks, without serving yet.
+    pub async fn start(config: TicketsConfig, deps: Dependencies) -> anyhow::Result<Starting> {
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
         let state = prepare(config, deps).await?;
         let background = start_background(&state).await?;
-        let server = serve(state.clone(), listener)?;
-        Ok(Self {
+        Ok(Starting {
             port,
             state,
-            server,
+            listener,
             background,
         })
+    }
+
+    /// Prepares everything and serves.
+    pub async fn build(config: TicketsConfig, deps: Dependencies) -> anyhow::Result<Self> {
+        Self::start(config, deps).await?.serve()
     }
 
     /// Serves until the server stops (Ctrl-C or SIGTERM).

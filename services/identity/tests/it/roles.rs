@@ -295,3 +295,65 @@ async fn the_tenant_can_be_renamed_and_configured() {
         .await;
     assert_problem(&stale, 412, "version_mismatch");
 }
+
+#[tokio::test]
+async fn user_events_carry_what_the_user_may_do_now_and_role_changes_reach_every_holder() {
+    let app = spawn().await;
+    let created = app
+        .http
+        .post("/api/v1/roles")
+        .bearer(&app.admin.token)
+        .json(&json!({"moniker": "triage", "title": "Triage", "permissions": ["ticket.read"]}))
+        .send()
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let role = created.body["id"].as_str().unwrap().to_owned();
+    let member = app.member("tria@acme.test", &["triage"]).await;
+    let registered = app
+        .events
+        .wait_for("user.registered", |d| {
+            d["userId"] == member.user_id.as_str()
+        })
+        .await;
+    let perms = registered.data["access"]["permissions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(perms.contains(&json!("ticket.read")), "{perms:?}");
+    assert_eq!(registered.data["access"]["status"], "active");
+
+    let changed = app
+        .http
+        .patch(&format!("/api/v1/roles/{role}"))
+        .bearer(&app.admin.token)
+        .json(&json!({"permissions": ["ticket.read", "ticket.assign"]}))
+        .send()
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    let updated = app
+        .events
+        .wait_for("user.updated", |d| {
+            d["userId"] == member.user_id.as_str()
+                && d["access"]["permissions"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&json!("ticket.assign")))
+        })
+        .await;
+    assert_eq!(updated.data["changed"], json!(["permissions"]));
+
+    let deleted = app
+        .http
+        .delete(&format!("/api/v1/roles/{role}"))
+        .bearer(&app.admin.token)
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    app.events
+        .wait_for("user.updated", |d| {
+            d["userId"] == member.user_id.as_str()
+                && d["access"]["permissions"]
+                    .as_array()
+                    .is_some_and(|p| !p.contains(&json!("ticket.read")))
+        })
+        .await;
+}
