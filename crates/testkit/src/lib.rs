@@ -10,8 +10,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod forge;
+pub mod issuer;
 mod proxy;
 
+pub use issuer::Issuer;
 pub use proxy::TcpProxy;
 
 use std::sync::Once;

@@ -57,8 +57,31 @@ impl Page {
                 limit: self.limit,
                 total,
                 pages: (total + limit - 1) / limit,
+                total_is_lower_bound: false,
             },
         }
+    }
+
+    /// How many matches a list over a large table counts at most: [`Page::COUNT_CAP`], or
+    /// up to the end of this page when that is further, plus one (to tell "exactly the cap"
+    /// from "more"). Counting every match of a million rows costs more than the page.
+    pub fn count_cap(&self) -> i64 {
+        (Self::COUNT_CAP).max(self.offset() + self.limit_i64()) + 1
+    }
+
+    /// Counts stop here (see [`Page::count_cap`]).
+    pub const COUNT_CAP: i64 = 1000;
+
+    /// Wraps a page whose matches were counted up to [`Page::count_cap`]: a count that
+    /// reached the cap is reported as a lower bound.
+    pub fn wrap_capped<T>(self, data: Vec<T>, counted: i64) -> Paginated<T> {
+        let cap = self.count_cap();
+        if counted < cap {
+            return self.wrap(data, counted);
+        }
+        let mut out = self.wrap(data, cap - 1);
+        out.pagination.total_is_lower_bound = true;
+        out
     }
 }
 
@@ -73,6 +96,13 @@ pub struct PageInfo {
     pub total: i64,
     /// Pages in the whole list.
     pub pages: i64,
+    /// Present and `true` when the list has more items than `total` (long lists are counted
+    /// only so far); page on until a page comes back short.
+    #[serde(
+        rename = "totalIsLowerBound",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub total_is_lower_bound: bool,
 }
 
 /// A page of a list.

@@ -483,16 +483,18 @@ async fn list_tickets(
     let list = state
         .db
         .run(move |conn| {
-            let (rows, total) = tickets::list(
+            let (rows, counted) = tickets::list(
                 conn,
                 &tenant,
                 &filter,
-                sort,
-                descending,
+                (sort, descending),
                 page.offset(),
                 page.limit_i64(),
+                page.count_cap(),
             )?;
-            Ok::<_, ApiError>(page.wrap(rows.into_iter().map(TicketView::summary).collect(), total))
+            Ok::<_, ApiError>(
+                page.wrap_capped(rows.into_iter().map(TicketView::summary).collect(), counted),
+            )
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))

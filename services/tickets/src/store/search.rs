@@ -25,8 +25,10 @@ pub fn fts5_query(q: &str) -> Option<String> {
 }
 
 /// Tickets whose title or description, or one of whose comments (internal ones only when
-/// `internal` is allowed), contain every word of `q`.
-pub fn matching(backend: Backend, q: &str, internal: bool) -> Option<Condition> {
+/// `internal` is allowed), contain every word of `q`. The comment subquery names the tenant
+/// itself rather than correlating with the outer row, so PostgreSQL runs it once (hashed)
+/// instead of once per ticket.
+pub fn matching(backend: Backend, tenant_id: &str, q: &str, internal: bool) -> Option<Condition> {
     let visibility = if internal {
         ""
     } else {
@@ -38,10 +40,10 @@ pub fn matching(backend: Backend, q: &str, internal: bool) -> Option<Condition> 
             Some(Box::new(
                 sql::<Bool>("(tickets.search @@ plainto_tsquery('simple', ")
                     .bind::<Text, _>(q.to_owned())
+                    .sql(") OR tickets.id IN (SELECT ticket_id FROM ticket_comments WHERE ticket_comments.tenant_id = ")
+                    .bind::<Text, _>(tenant_id.to_owned())
                     .sql(&format!(
-                        ") OR tickets.id IN (SELECT ticket_id FROM ticket_comments \
-                         WHERE ticket_comments.tenant_id = tickets.tenant_id{visibility} \
-                         AND ticket_comments.search @@ plainto_tsquery('simple', "
+                        "{visibility} AND ticket_comments.search @@ plainto_tsquery('simple', "
                     ))
                     .bind::<Text, _>(q.to_owned())
                     .sql(")))"),

@@ -141,27 +141,66 @@ struct Number {
     last_number: i64,
 }
 
-/// The tenant's next ticket number. The counter row stays locked until the transaction
-/// ends, so numbers are sequential without gaps; call it late in the transaction.
+/// The tenant's next ticket number.
+///
+/// On PostgreSQL each tenant has a sequence (`ticket_numbers_<hash of the tenant id>`, made on
+/// the tenant's first ticket, starting after its highest number): `nextval` takes no lock that
+/// lasts until commit, so creates commit in parallel; a create that rolls back leaves a gap.
+/// On SQLite (one writer at a time anyway) a counter row in the same transaction keeps the
+/// numbers without gaps.
 pub fn next_number(conn: &mut DbConn, tenant_id: &str) -> QueryResult<i64> {
-    let sql = match conn.backend() {
-        Backend::Postgres => {
-            "INSERT INTO ticket_counters (tenant_id, last_number) VALUES ($1, 1) \
-             ON CONFLICT (tenant_id) DO UPDATE SET last_number = ticket_counters.last_number + 1 \
-             RETURNING last_number"
-        }
-        Backend::Sqlite => {
-            "INSERT INTO ticket_counters (tenant_id, last_number) VALUES (?1, 1) \
-             ON CONFLICT (tenant_id) DO UPDATE SET last_number = ticket_counters.last_number + 1 \
-             RETURNING last_number"
-        }
-    };
-    let row: Number = diesel::sql_query(sql)
-        .bind::<Text, _>(tenant_id)
-        .get_result(conn)?;
+    if conn.backend() == Backend::Postgres {
+        return next_from_sequence(conn, tenant_id);
+    }
+    let row: Number = diesel::sql_query(
+        "INSERT INTO ticket_counters (tenant_id, last_number) VALUES (?1, 1) \
+         ON CONFLICT (tenant_id) DO UPDATE SET last_number = ticket_counters.last_number + 1 \
+         RETURNING last_number",
+    )
+    .bind::<Text, _>(tenant_id)
+    .get_result(conn)?;
     // Keep the schema's table referenced so a rename is caught at compile time.
     let _ = ticket_counters::table;
     Ok(row.last_number)
+}
+
+fn sequence_name(tenant_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(tenant_id.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("ticket_numbers_{hex}")
+}
+
+fn next_from_sequence(conn: &mut DbConn, tenant_id: &str) -> QueryResult<i64> {
+    let name = sequence_name(tenant_id);
+    let nextval = |conn: &mut DbConn| {
+        diesel::sql_query(format!("SELECT nextval('{name}') AS last_number"))
+            .get_result::<Number>(conn)
+            .map(|n| n.last_number)
+    };
+    // In savepoints, so a missing sequence or a creation race does not abort the caller's
+    // transaction. (Not cached per process: the same tenant may live in several databases or
+    // schemas, as in the tests.)
+    let first = conn.transaction(|c| nextval(c));
+    let number = match first {
+        Ok(n) => n,
+        Err(diesel::result::Error::DatabaseError(_, _)) => {
+            let highest: Option<i64> = tickets::table
+                .filter(tickets::tenant_id.eq(tenant_id))
+                .select(diesel::dsl::max(tickets::number))
+                .first(conn)?;
+            let start = highest.unwrap_or(0) + 1;
+            let _ = conn.transaction(|c| {
+                diesel::sql_query(format!(
+                    "CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}"
+                ))
+                .execute(c)
+            });
+            nextval(conn)?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(number)
 }
 
 pub fn insert(
@@ -351,27 +390,30 @@ fn filtered<'a>(
         q = q.filter(tickets::updated_at.ge(since));
     }
     if let Some((text, internal)) = &f.q
-        && let Some(cond) = search::matching(backend, text, *internal)
+        && let Some(cond) = search::matching(backend, tenant_id, text, *internal)
     {
         q = q.filter(cond);
     }
     q
 }
 
-/// One page of tickets and the total that match.
+/// One page of tickets and how many match, counted up to `count_cap` (a million matches
+/// would cost far more to count than the page does to find).
 pub fn list(
     conn: &mut DbConn,
     tenant_id: &str,
     filter: &TicketFilter,
-    sort: SortKey,
-    descending: bool,
+    (sort, descending): (SortKey, bool),
     offset: i64,
     limit: i64,
+    count_cap: i64,
 ) -> QueryResult<(Vec<TicketRow>, i64)> {
     let backend = conn.backend();
     let total = filtered(backend, tenant_id, filter)
-        .count()
-        .get_result(conn)?;
+        .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+        .limit(count_cap)
+        .load::<i32>(conn)?
+        .len() as i64;
     let mut q = filtered(backend, tenant_id, filter);
     q = match (sort, descending) {
         (SortKey::CreatedAt, false) => q.order((tickets::created_at.asc(), tickets::id.asc())),

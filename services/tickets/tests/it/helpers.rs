@@ -6,68 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use fleetdesk_auth::{Claims, SigningKey, TokenType};
 use fleetdesk_events::identity::{UserAccess, UserRegistered, UserUpdated};
 use fleetdesk_events::{Event, Message, Origin};
 use fleetdesk_store::ManualClock;
+pub use fleetdesk_testkit::Issuer;
 use fleetdesk_testkit::{Answer, Http, TestDb};
 pub use fleetdesk_testkit::{assert_invalid_field, assert_problem};
 use fleetdesk_tickets::{AppState, Application, Background, Dependencies, TicketsConfig};
 use fleetdesk_web::config::Settings;
 use serde_json::{Value, json};
-
-/// Signs tokens and serves their JWKS over HTTP.
-pub struct Issuer {
-    pub key: Arc<SigningKey>,
-    pub jwks_url: String,
-}
-
-impl Issuer {
-    pub async fn start() -> Self {
-        let key = Arc::new(SigningKey::generate().unwrap());
-        let jwk = key.public_jwk().clone();
-        let server = HttpServer::new(move || {
-            let set = json!({ "keys": [jwk] });
-            App::new().route(
-                "/.well-known/jwks.json",
-                web::get().to(move || {
-                    let set = set.clone();
-                    async move { HttpResponse::Ok().json(set) }
-                }),
-            )
-        })
-        .workers(1)
-        .bind("127.0.0.1:0")
-        .unwrap();
-        let port = server.addrs()[0].port();
-        tokio::spawn(server.run());
-        Self {
-            key,
-            jwks_url: format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
-        }
-    }
-
-    pub fn token(&self, tenant: &str, sub: &str, perms: &[&str]) -> String {
-        self.key.sign(&self.claims(tenant, sub, perms)).unwrap()
-    }
-
-    pub fn claims(&self, tenant: &str, sub: &str, perms: &[&str]) -> Claims {
-        let now = chrono::Utc::now().timestamp();
-        Claims {
-            iss: "fleetdesk".into(),
-            aud: "fleetdesk-api".into(),
-            sub: sub.into(),
-            tid: tenant.into(),
-            roles: vec![],
-            perms: perms.iter().map(|p| (*p).to_owned()).collect(),
-            exp: now + 900,
-            iat: now,
-            nbf: now,
-            jti: uuid::Uuid::new_v4().to_string(),
-            typ: TokenType::User,
-        }
-    }
-}
 
 /// What the fake model answers.
 #[derive(Clone)]
