@@ -176,7 +176,8 @@ catalogue! {
     }
     "vault", "Vault", "The vault's keys" {
         VaultKeysRead = "vault.keys.read" : "See key versions and what they wrap" [];
-        VaultKeysRotate = "vault.keys.rotate" : "Rotate the master key" ["vault.keys.read"];
+        VaultKeysRotate = "vault.keys.rotate" : "Rotate the key-encryption key (rewraps every data key)" ["vault.keys.read"];
+        VaultSettingsUpdate = "vault.settings.update" : "Change the tenant's vault settings (whether reveals need a reason)" [];
     }
     "notification", "Notifications", "In-app notifications and preferences" {
         NotificationRead = "notification.read" : "Read and mark your own notifications" [];
@@ -232,8 +233,8 @@ pub fn grants(granted: &str, required: &str) -> bool {
     }
 }
 
-/// Whether a node may be granted: `*`, a catalogue node, or `prefix.*` where some catalogue
-/// node starts with `prefix.`.
+/// Whether a node may be granted: `*`, a catalogue node, `prefix.*` where some catalogue
+/// node starts with `prefix.`, or a credential-type scope node (see [`is_scope_node`]).
 pub fn is_grantable(node: &str) -> bool {
     if node == "*" {
         return true;
@@ -243,8 +244,27 @@ pub fn is_grantable(node: &str) -> bool {
             let dotted = format!("{prefix}.");
             all_nodes().any(|n| n.node.starts_with(&dotted))
         }
-        _ => all_nodes().any(|n| n.node == node),
+        _ => all_nodes().any(|n| n.node == node) || is_scope_node(node),
     }
+}
+
+/// Whether `node` is `<scope>.read` for a credential-type permission scope: two or more
+/// lower-case dotted words (`aws.credentials.read`) whose first word is not a catalogue
+/// category, so a misspelt built-in node (`ticket.raed`) is still refused. The vault asks for
+/// it, besides `credential.secure_values.read`, to reveal secrets of a type with that scope.
+pub fn is_scope_node(node: &str) -> bool {
+    let Some(scope) = node.strip_suffix(".read") else {
+        return false;
+    };
+    let words: Vec<&str> = scope.split('.').collect();
+    node.len() <= 105
+        && words.len() >= 2
+        && category(words[0]).is_none()
+        && words.iter().all(|w| {
+            let mut c = w.chars();
+            c.next().is_some_and(|c| c.is_ascii_lowercase())
+                && c.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        })
 }
 
 /// A set of granted nodes with wildcard-aware checks.
@@ -362,6 +382,12 @@ mod tests {
         assert!(!is_grantable("nothing.*"));
         assert!(!is_grantable(".*"));
         assert!(!is_grantable(""));
+        // Scope nodes of credential types, never shadowing built-in categories.
+        assert!(is_grantable("aws.credentials.read"));
+        assert!(!is_grantable("ticket.comment.read"));
+        assert!(!is_grantable("aws.read"));
+        assert!(!is_grantable("Aws.Credentials.read"));
+        assert!(!is_grantable("aws.credentials.write"));
     }
 
     #[test]

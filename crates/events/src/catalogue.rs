@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use utoipa::openapi::{RefOr, schema::Schema};
 
 use crate::envelope::{DecodeError, Envelope, Event, Subject};
-use crate::{identity, tickets};
+use crate::{identity, tickets, vault};
 
 /// One event type in the catalogue.
 #[derive(Clone, Copy)]
@@ -86,6 +86,13 @@ pub fn catalogue() -> &'static [EventSpec] {
             spec::<tickets::TicketCommentAdded>(),
             spec::<tickets::TicketSlaBreached>(),
             spec::<tickets::TicketDeleted>(),
+            spec::<vault::CredentialTypeCreated>(),
+            spec::<vault::CredentialTypeUpdated>(),
+            spec::<vault::CredentialTypeDeleted>(),
+            spec::<vault::CredentialCreated>(),
+            spec::<vault::CredentialUpdated>(),
+            spec::<vault::CredentialDeleted>(),
+            spec::<vault::CredentialSecretRevealed>(),
         ]
     })
 }

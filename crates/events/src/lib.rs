@@ -20,6 +20,7 @@ pub mod identity;
 pub mod local;
 pub mod relay;
 pub mod tickets;
+pub mod vault;
 
 pub use amqp::{AmqpBus, AmqpConfig};
 pub use bus::{

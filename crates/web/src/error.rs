@@ -260,6 +260,12 @@ impl ApiError {
         )
     }
 
+    /// Adds per-item details (e.g. each credential a refused change would break).
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
     /// Adds a `Retry-After` of this many seconds.
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds.max(1));
