@@ -2,8 +2,8 @@
 //!
 //! SQLite files under `./data/` by default (`FLEETDESK_DATA_DIR` moves them). With
 //! `DATABASE_URL` pointing at a PostgreSQL server, each service gets its own database there
-//! (`fleetdesk_<service>`), created on first start. Today that is identity and tickets, with
-//! the gateway in front; later services join here.
+//! (`fleetdesk_<service>`), created on first start. Today that is identity, tickets and the
+//! vault, with the gateway in front; later services join here.
 //!
 //! Events travel on the in-process bus, kept durably in a database of its own (`bus`), unless
 //! `FLEETDESK_AMQP_URL` names a RabbitMQ broker.
@@ -12,6 +12,7 @@ use anyhow::Context;
 use fleetdesk_gateway::{Application as GatewayApp, GatewayConfig};
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
 use fleetdesk_tickets::{Application as TicketsApp, TicketsConfig};
+use fleetdesk_vault::{Application as VaultApp, VaultConfig};
 use std::sync::Arc;
 
 use fleetdesk_events::{Bus, LocalBus};
@@ -59,6 +60,11 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || database_url(&s, "tickets", &dir)).await??
     };
     settings.set("TICKETS_DATABASE_URL", tickets_db);
+    let vault_db = {
+        let (s, dir) = (settings.clone(), data_dir.clone());
+        tokio::task::spawn_blocking(move || database_url(&s, "vault", &dir)).await??
+    };
+    settings.set("VAULT_DATABASE_URL", vault_db);
     let bus: Option<Arc<dyn Bus>> = if settings
         .first_of(&["FLEETDESK_AMQP_URL", "AMQP_URL"])
         .is_some_and(|u| !u.is_empty())
@@ -101,6 +107,16 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
+    // The vault keeps tickets' companies: it subscribes before tickets serves. Without a
+    // configured master key it makes one in the data directory on first start (and says so).
+    let vault = VaultApp::start(
+        VaultConfig::from_settings(&settings, &data_dir, true)?,
+        fleetdesk_vault::Dependencies {
+            bus: bus.clone(),
+            ..fleetdesk_vault::Dependencies::default()
+        },
+    )
+    .await?;
     let deps = Dependencies {
         bus,
         ..Dependencies::default()
@@ -113,13 +129,21 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(error = %e, "tickets could not fetch identity's keys yet");
     }
     let tickets = tickets.serve()?;
+    if let Err(e) = vault.state.keys.fetch().await {
+        tracing::warn!(error = %e, "the vault could not fetch identity's keys yet");
+    }
+    let vault = vault.serve()?;
 
     // The gateway in front, on 8080 unless FLEETDESK_GATEWAY_LISTEN says otherwise; it
     // forwards to the services started here.
     if settings.get("FLEETDESK_GATEWAY_SERVICES").is_none() {
-        settings.set("FLEETDESK_GATEWAY_SERVICES", "identity,tickets");
+        settings.set("FLEETDESK_GATEWAY_SERVICES", "identity,tickets,vault");
     }
-    for (name, port) in [("IDENTITY", identity_port), ("TICKETS", tickets.port)] {
+    for (name, port) in [
+        ("IDENTITY", identity_port),
+        ("TICKETS", tickets.port),
+        ("VAULT", vault.port),
+    ] {
         let var = format!("FLEETDESK_GATEWAY_UPSTREAM_{name}");
         if settings.get(&var).is_none() {
             settings.set(&var, format!("http://127.0.0.1:{port}"));
@@ -137,6 +161,10 @@ async fn main() -> anyhow::Result<()> {
         "  tickets    http://127.0.0.1:{}   (API docs: /docs)",
         tickets.port
     );
+    println!(
+        "  vault      http://127.0.0.1:{}   (API docs: /docs)",
+        vault.port
+    );
     println!("  data       {data_dir}");
     if let Some(admin) = &first_admin {
         fleetdesk_identity::bootstrap::announce(admin);
@@ -148,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::select! {
         r = identity_task => r??,
         r = tickets.run_until_stopped() => r?,
+        r = vault.run_until_stopped() => r?,
         r = gateway.run_until_stopped() => r?,
     }
     Ok(())
