@@ -52,14 +52,20 @@ pub struct KeyVersion {
     pub data_keys: i64,
 }
 
-fn lock_row(conn: &mut DbConn, version: i32, share: bool) -> QueryResult<Option<Option<String>>> {
+/// The wrapped key of an active version; unless `plain`, on PostgreSQL the version's row
+/// is locked and `credentials` is locked against writers until the transaction ends.
+fn lock_row(conn: &mut DbConn, version: i32, plain: bool) -> QueryResult<Option<Option<String>>> {
     let q = vault_keys::table
         .filter(vault_keys::version.eq(version))
         .filter(vault_keys::retired_at.is_null())
         .select(vault_keys::wrapped);
     match conn {
-        DbConn::Pg(c) if share => q.for_share().first(c).optional(),
-        DbConn::Pg(c) => q.for_update().first(c).optional(),
+        DbConn::Pg(c) if plain => q.first(c).optional(),
+        DbConn::Pg(c) => {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("LOCK TABLE credentials IN SHARE MODE")?;
+            q.for_update().first(c).optional()
+        }
         // SQLite transactions are BEGIN IMMEDIATE: one writer at a time already.
         DbConn::Sqlite(c) => q.first(c).optional(),
     }
@@ -159,20 +165,14 @@ impl Keyring {
         self.keks.read().ok()?.keys().next_back().copied()
     }
 
-    /// The KEK to wrap a new data key with, checked against the database under a lock held
-    /// until the caller's transaction ends (so that version cannot retire meanwhile).
+    /// The KEK to wrap a new data key with: the newest active version in the database.
+    /// The caller confirms with [`Keyring::still_active`] after writing, in its transaction.
     pub fn writing_kek(&self, conn: &mut DbConn) -> Result<(i32, KeyBytes), KeyringError> {
         let newest: Option<i32> = vault_keys::table
             .filter(vault_keys::retired_at.is_null())
             .select(diesel::dsl::max(vault_keys::version))
             .first(conn)?;
         let newest = newest.ok_or(KeyringError::BrokenKek(0, CryptoError::UnknownKek(0)))?;
-        if lock_row(conn, newest, true)?.is_none() {
-            return Err(KeyringError::BrokenKek(
-                newest,
-                CryptoError::UnknownKek(newest),
-            ));
-        }
         if self.kek(newest).is_none() {
             self.reload(conn)?;
         }
@@ -181,6 +181,14 @@ impl Keyring {
             CryptoError::UnknownKek(newest),
         ))?;
         Ok((newest, kek))
+    }
+
+    /// Whether KEK `version` is still active, asked after the caller wrote a data key under
+    /// it. Retirement locks `credentials` against writers while it counts (PostgreSQL; SQLite
+    /// has one writer), so either it saw that row and kept the version, or it retired first
+    /// and this says no: the caller rolls back instead of storing a key nobody can unwrap.
+    pub fn still_active(conn: &mut DbConn, version: i32) -> QueryResult<bool> {
+        Ok(lock_row(conn, version, true)?.is_some())
     }
 
     /// A fresh data key for a new credential, and its wrapped form and KEK version.

@@ -50,6 +50,33 @@ pub fn write(
     now: NaiveDateTime,
 ) -> Result<Vec<String>, ApiError> {
     let mut changed = Vec::new();
+    if current.is_empty() {
+        // A new credential: every value is version 1, written in one statement.
+        let rows: Vec<ValueRow> = checked
+            .into_iter()
+            .filter_map(|c| {
+                let value = c.value.as_ref()?;
+                let stored = if c.field.secure {
+                    crypto::seal_value(dk, &row.tenant_id, &row.id, &c.field.id, value)
+                } else {
+                    value.to_string()
+                };
+                Some(ValueRow {
+                    credential_id: row.id.clone(),
+                    field_id: c.field.id.clone(),
+                    version: 1,
+                    secure: c.field.secure,
+                    value: Some(stored),
+                    current: true,
+                    changed_by: by.to_owned(),
+                    changed_at: now,
+                    restored_from: None,
+                })
+            })
+            .collect();
+        credentials::insert_values(conn, &rows)?;
+        return Ok(rows.into_iter().map(|r| r.field_id).collect());
+    }
     for c in checked {
         let field_id = c.field.id.clone();
         let before = current.iter().find(|v| v.field_id == field_id);

@@ -21,6 +21,7 @@ use crate::AppState;
 use crate::crypto;
 use crate::domain::types::scope_node;
 use crate::domain::values::{self, Mode, ValueInput};
+use crate::keys::Keyring;
 use crate::secrets;
 use crate::store::credentials::{self as store, CredentialRow, Filter, NewValue, ValueRow};
 use crate::store::types::TypeRow;
@@ -247,6 +248,13 @@ async fn create_credential(
                 updated_at: now,
             };
             store::insert(conn, &row)?;
+            if !Keyring::still_active(conn, kek_version)? {
+                return Err(ApiError::unavailable(
+                    "key_rotating",
+                    "the vault's key version changed during this request; retry",
+                    1,
+                ));
+            }
             let field_ids = secrets::write(conn, &dk, &row, &[], checked, &actor, now)?;
             emit(
                 conn,

@@ -221,6 +221,26 @@ pub fn set_value(conn: &mut DbConn, v: NewValue<'_>) -> QueryResult<i32> {
     Ok(version)
 }
 
+/// Inserts first versions (of a new credential).
+pub fn insert_values(conn: &mut DbConn, rows: &[ValueRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        DbConn::Pg(c) => diesel::insert_into(credential_values::table)
+            .values(rows)
+            .execute(c)
+            .map(drop),
+        // SQLite: one writer, no round trips; a statement per row costs nothing.
+        DbConn::Sqlite(_) => rows.iter().try_for_each(|r| {
+            diesel::insert_into(credential_values::table)
+                .values(r)
+                .execute(conn)
+                .map(drop)
+        }),
+    }
+}
+
 /// Every version of one field, newest first.
 pub fn history(
     conn: &mut DbConn,
