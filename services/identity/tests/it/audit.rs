@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// Waits until the audit log (as the admin sees it) holds `want` rows for `query`.
+/// Waits until the audit log (as the admin sees it) holds `want` rows for `query`: up to
+/// 30 s, since a loaded 2-core CI machine runs fifty of these apps at once.
 async fn audit_until(app: &TestApp, token: &str, query: &str, want: usize) -> Value {
     let mut last = Value::Null;
-    for _ in 0..200 {
+    for _ in 0..600 {
         let a = app
             .http
             .get(&format!("/api/v1/audit{query}"))
