@@ -103,6 +103,15 @@ pub struct Subject {
     pub summary: String,
 }
 
+/// A [`Subject`] (what the event is about, for the audit log).
+pub(crate) fn subject(entity_type: &'static str, entity_id: &str, summary: String) -> Subject {
+    Subject {
+        entity_type,
+        entity_id: entity_id.to_owned(),
+        summary,
+    }
+}
+
 /// An event type: its `data` struct, routing key and version.
 pub trait Event: Serialize + DeserializeOwned + utoipa::ToSchema + Send + Sync + 'static {
     /// The type and routing key, `<entity>.<past-tense verb>`.

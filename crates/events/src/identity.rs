@@ -3,36 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{Event, Subject};
+use crate::envelope::subject;
 
 macro_rules! identity_event {
-    ($ty:ident, $name:literal, $desc:literal, |$e:ident| $aggregate:expr, $subject:expr) => {
-        identity_event!($ty, $name, $desc, false, |$e| $aggregate, $subject);
-    };
-    ($ty:ident, $name:literal, $desc:literal, $sensitive:literal, |$e:ident| $aggregate:expr, $subject:expr) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "identity";
-            const DESCRIPTION: &'static str = $desc;
-            const SENSITIVE: bool = $sensitive;
-            fn aggregate(&self) -> String {
-                let $e = self;
-                $aggregate
-            }
-            fn subject(&self) -> Subject {
-                let $e = self;
-                $subject
-            }
-        }
-    };
-}
-
-fn subject(entity_type: &'static str, entity_id: &str, summary: String) -> Subject {
-    Subject {
-        entity_type,
-        entity_id: entity_id.to_owned(),
-        summary,
-    }
+    ($($t:tt)*) => { service_event!("identity"; $($t)*); };
 }
 
 /// A tenant was created (with its system roles).

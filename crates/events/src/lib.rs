@@ -9,6 +9,31 @@
 //! - [`Consumer`]: runs a [`Handler`] once per event id, its writes and the id in one
 //!   transaction.
 
+/// Implements [`Event`] for a service's event struct: `service_event!("tickets"; Type,
+/// "ticket.created", "description", [sensitive,] |e| aggregate, subject)`. Each service's
+/// module wraps it in a macro of its own that fills in the source.
+macro_rules! service_event {
+    ($source:literal; $ty:ident, $name:literal, $desc:literal, |$e:ident| $aggregate:expr, $subject:expr) => {
+        service_event!($source; $ty, $name, $desc, false, |$e| $aggregate, $subject);
+    };
+    ($source:literal; $ty:ident, $name:literal, $desc:literal, $sensitive:literal, |$e:ident| $aggregate:expr, $subject:expr) => {
+        impl $crate::envelope::Event for $ty {
+            const TYPE: &'static str = $name;
+            const SOURCE: &'static str = $source;
+            const DESCRIPTION: &'static str = $desc;
+            const SENSITIVE: bool = $sensitive;
+            fn aggregate(&self) -> String {
+                let $e = self;
+                $aggregate
+            }
+            fn subject(&self) -> $crate::envelope::Subject {
+                let $e = self;
+                $subject
+            }
+        }
+    };
+}
+
 pub mod amqp;
 pub mod bus;
 pub mod catalogue;

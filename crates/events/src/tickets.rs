@@ -6,32 +6,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{Event, Subject};
+use crate::envelope::subject;
 
 macro_rules! tickets_event {
-    ($ty:ident, $name:literal, $desc:literal, |$e:ident| $aggregate:expr, $subject:expr) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "tickets";
-            const DESCRIPTION: &'static str = $desc;
-            fn aggregate(&self) -> String {
-                let $e = self;
-                $aggregate
-            }
-            fn subject(&self) -> Subject {
-                let $e = self;
-                $subject
-            }
-        }
-    };
-}
-
-fn subject(entity_type: &'static str, entity_id: &str, summary: String) -> Subject {
-    Subject {
-        entity_type,
-        entity_id: entity_id.to_owned(),
-        summary,
-    }
+    ($($t:tt)*) => { service_event!("tickets"; $($t)*); };
 }
 
 /// A product as it is after a change.

@@ -5,32 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{Event, Subject};
+use crate::envelope::subject;
 
 macro_rules! vault_event {
-    ($ty:ident, $name:literal, $desc:literal, |$e:ident| $aggregate:expr, $subject:expr) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "vault";
-            const DESCRIPTION: &'static str = $desc;
-            fn aggregate(&self) -> String {
-                let $e = self;
-                $aggregate
-            }
-            fn subject(&self) -> Subject {
-                let $e = self;
-                $subject
-            }
-        }
-    };
-}
-
-fn subject(entity_type: &'static str, entity_id: &str, summary: String) -> Subject {
-    Subject {
-        entity_type,
-        entity_id: entity_id.to_owned(),
-        summary,
-    }
+    ($($t:tt)*) => { service_event!("vault"; $($t)*); };
 }
 
 /// A credential type as it is after a change (its field definitions, no values).

@@ -96,6 +96,28 @@ pub fn swagger(openapi: OpenApi) -> SwaggerUi {
     SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi)
 }
 
+/// Every operation of a document as `(method, path, required nodes, secured)`, for tests that
+/// walk all routes.
+pub fn operations(api: &OpenApi) -> Vec<(String, String, Vec<String>, bool)> {
+    let mut out = Vec::new();
+    for (path, item) in &api.paths.paths {
+        let ops = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                out.push((method.to_owned(), path.clone(), required_nodes(op), secured));
+            }
+        }
+    }
+    out
+}
+
 /// The permission nodes an operation requires, as declared in its `bearer` security scopes.
 pub fn required_nodes(op: &Operation) -> Vec<String> {
     let Ok(value) = serde_json::to_value(op) else {

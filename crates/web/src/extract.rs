@@ -216,6 +216,18 @@ pub fn path_config() -> PathConfig {
     })
 }
 
+/// Trims an optional search text (`q`): `None` when empty, 400 naming `q` when over 200
+/// characters.
+pub fn search_text(q: Option<String>) -> Result<Option<String>, ApiError> {
+    match q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()) {
+        Some(q) if q.chars().count() > 200 => Err(ApiError::invalid_field(
+            "q",
+            "must be at most 200 characters",
+        )),
+        other => Ok(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

@@ -4,9 +4,9 @@
 //! it up on their next [`Keyring::reload`] (on an unknown version, and every maintenance pass).
 //! Maintenance rewraps data keys still under older versions in batches (each row updated only
 //! if it is still under the version it was read with, so replicas do not fight) and retires a
-//! version, clearing its wrapped key, once nothing uses it. A credential is only ever written
-//! under the version the database calls current, checked under a row lock in the writing
-//! transaction, so a version cannot retire under a concurrent write.
+//! version, clearing its wrapped key, once nothing uses it. Retirement counts with
+//! `credentials` locked against writers, and a create checks after its insert that its version
+//! is still active, so a version cannot retire under a concurrent write.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -52,23 +52,23 @@ pub struct KeyVersion {
     pub data_keys: i64,
 }
 
-/// The wrapped key of an active version; unless `plain`, on PostgreSQL the version's row
-/// is locked and `credentials` is locked against writers until the transaction ends.
-fn lock_row(conn: &mut DbConn, version: i32, plain: bool) -> QueryResult<Option<Option<String>>> {
-    let q = vault_keys::table
-        .filter(vault_keys::version.eq(version))
-        .filter(vault_keys::retired_at.is_null())
-        .select(vault_keys::wrapped);
-    match conn {
-        DbConn::Pg(c) if plain => q.first(c).optional(),
-        DbConn::Pg(c) => {
-            use diesel::connection::SimpleConnection;
-            c.batch_execute("LOCK TABLE credentials IN SHARE MODE")?;
-            q.for_update().first(c).optional()
-        }
-        // SQLite transactions are BEGIN IMMEDIATE: one writer at a time already.
-        DbConn::Sqlite(c) => q.first(c).optional(),
+/// Whether `version` is still active; on PostgreSQL `credentials` is first locked against
+/// writers and the version's row for update, both until the transaction ends (retirement).
+fn lock_for_retire(conn: &mut DbConn, version: i32) -> QueryResult<bool> {
+    if let DbConn::Pg(c) = conn {
+        use diesel::connection::SimpleConnection;
+        c.batch_execute("LOCK TABLE credentials IN SHARE MODE")?;
+        let found: Option<i32> = vault_keys::table
+            .filter(vault_keys::version.eq(version))
+            .filter(vault_keys::retired_at.is_null())
+            .select(vault_keys::version)
+            .for_update()
+            .first(c)
+            .optional()?;
+        return Ok(found.is_some());
     }
+    // SQLite transactions are BEGIN IMMEDIATE: one writer at a time already.
+    Keyring::still_active(conn, version)
 }
 
 impl Keyring {
@@ -188,7 +188,13 @@ impl Keyring {
     /// has one writer), so either it saw that row and kept the version, or it retired first
     /// and this says no: the caller rolls back instead of storing a key nobody can unwrap.
     pub fn still_active(conn: &mut DbConn, version: i32) -> QueryResult<bool> {
-        Ok(lock_row(conn, version, true)?.is_some())
+        let found: Option<i32> = vault_keys::table
+            .filter(vault_keys::version.eq(version))
+            .filter(vault_keys::retired_at.is_null())
+            .select(vault_keys::version)
+            .first(conn)
+            .optional()?;
+        Ok(found.is_some())
     }
 
     /// A fresh data key for a new credential, and its wrapped form and KEK version.
@@ -315,7 +321,7 @@ impl Keyring {
             .load(conn)?;
         for version in older {
             fleetdesk_store::transaction(conn, |conn| {
-                if lock_row(conn, version, false)?.is_none() {
+                if !lock_for_retire(conn, version)? {
                     return Ok(());
                 }
                 let used: i64 = credentials::table

@@ -49,13 +49,4 @@ pub fn ensure_agent(
     }
 }
 
-/// Trims an optional search text: `None` when empty, 400 naming `q` when over 200.
-pub fn search_text(q: Option<String>) -> Result<Option<String>, ApiError> {
-    match q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()) {
-        Some(q) if q.chars().count() > 200 => Err(ApiError::invalid_field(
-            "q",
-            "must be at most 200 characters",
-        )),
-        other => Ok(other),
-    }
-}
+pub use fleetdesk_web::extract::search_text;

@@ -1,30 +1,12 @@
 //! Every route as a whole: each names its permission node and refuses callers without it;
 //! the OpenAPI document is current; health, readiness and docs answer.
 
-use fleetdesk_web::docs::required_nodes;
 use serde_json::json;
 
 use crate::helpers::*;
 
 fn operations() -> Vec<(String, String, Vec<String>, bool)> {
-    let api = fleetdesk_tickets::openapi();
-    let mut out = Vec::new();
-    for (path, item) in &api.paths.paths {
-        let ops = [
-            ("GET", &item.get),
-            ("POST", &item.post),
-            ("PUT", &item.put),
-            ("PATCH", &item.patch),
-            ("DELETE", &item.delete),
-        ];
-        for (method, op) in ops {
-            if let Some(op) = op {
-                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
-                out.push((method.to_owned(), path.clone(), required_nodes(op), secured));
-            }
-        }
-    }
-    out
+    fleetdesk_web::docs::operations(&fleetdesk_tickets::openapi())
 }
 
 #[tokio::test]

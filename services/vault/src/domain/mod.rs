@@ -4,3 +4,13 @@
 pub mod types;
 pub mod value_types;
 pub mod values;
+
+/// A one-line text (a name): trimmed, 1 to `max` characters, no line breaks.
+pub fn one_line(s: &str, max: usize) -> Result<String, String> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > max || t.contains(['\n', '\r']) {
+        Err(format!("must be one line of 1 to {max} characters"))
+    } else {
+        Ok(t.to_owned())
+    }
+}

@@ -70,14 +70,8 @@ pub fn check_fields(input: &[FieldInput], errors: &mut FieldErrors) -> Option<Ve
             );
             ok = false;
         }
-        let name = f.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.contains(['\n', '\r']) {
-            errors.push(
-                &format!("fields[{i}].name"),
-                "must be one line of 1 to 100 characters",
-            );
-            ok = false;
-        }
+        let name = errors.check(&format!("fields[{i}].name"), super::one_line(&f.name, 100));
+        ok &= name.is_some();
         let Some(value_type) = ValueType::parse(&f.value_type) else {
             errors.push(
                 &format!("fields[{i}].valueType"),
@@ -95,7 +89,7 @@ pub fn check_fields(input: &[FieldInput], errors: &mut FieldErrors) -> Option<Ve
         ));
         out.push(FieldDef {
             id: f.id.clone(),
-            name: name.to_owned(),
+            name: name.unwrap_or_default(),
             required: f.required,
             secure,
             value_type,

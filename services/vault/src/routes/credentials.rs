@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use super::search_text;
 use crate::AppState;
 use crate::crypto;
+use crate::domain::one_line;
 use crate::domain::types::scope_node;
 use crate::domain::values::{self, Mode, ValueInput};
 use crate::keys::Keyring;
@@ -73,15 +74,6 @@ fn state_of(row: &CredentialRow) -> ev::CredentialState {
         name: row.name.clone(),
         type_id: row.type_id.clone(),
         company_id: row.company_id.clone(),
-    }
-}
-
-fn check_name(name: &str) -> Result<String, String> {
-    let t = name.trim();
-    if t.is_empty() || t.chars().count() > 200 || t.contains(['\n', '\r']) {
-        Err("must be one line of 1 to 200 characters".into())
-    } else {
-        Ok(t.to_owned())
     }
 }
 
@@ -188,7 +180,7 @@ async fn create_credential(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
-    let name = errors.check("name", check_name(&body.name));
+    let name = errors.check("name", one_line(&body.name, 200));
     let notes = errors.check("notes", check_notes(&body.notes));
     if body.type_id.trim().is_empty() {
         errors.push("typeId", "is required");
@@ -390,7 +382,7 @@ async fn update_credential(
     let name = body
         .name
         .as_deref()
-        .and_then(|n| errors.check("name", check_name(n)));
+        .and_then(|n| errors.check("name", one_line(n, 200)));
     let notes = body
         .notes
         .as_deref()
@@ -534,6 +526,29 @@ fn may_reveal(
     Ok(())
 }
 
+/// Records a reveal in the caller's transaction: the audit event (never the values) and the
+/// metric. The values are returned only if this commits.
+fn record_reveal(
+    conn: &mut DbConn,
+    origin: &Origin,
+    row: &CredentialRow,
+    field_ids: Vec<String>,
+    reason: Option<String>,
+) -> Result<(), ApiError> {
+    emit(
+        conn,
+        origin,
+        &ev::CredentialSecretRevealed {
+            credential: state_of(row),
+            field_ids,
+            version: None,
+            reason,
+        },
+    )?;
+    metrics::counter!("vault_reveals_total").increment(1);
+    Ok(())
+}
+
 fn no_store(mut resp: HttpResponse) -> HttpResponse {
     resp.headers_mut().insert(
         actix_web::http::header::CACHE_CONTROL,
@@ -571,17 +586,13 @@ async fn reveal_all(
                     values.insert(v.field_id.clone(), plain.to_string());
                 }
             }
-            emit(
+            record_reveal(
                 conn,
                 &origin,
-                &ev::CredentialSecretRevealed {
-                    credential: state_of(&row),
-                    field_ids: values.keys().cloned().collect(),
-                    version: None,
-                    reason,
-                },
+                &row,
+                values.keys().cloned().collect(),
+                reason,
             )?;
-            metrics::counter!("vault_reveals_total").increment(1);
             Ok::<_, ApiError>(RevealedView {
                 credential_id: row.id,
                 values,
@@ -628,17 +639,7 @@ async fn reveal_one(
                 .ok_or_else(not_found)?;
             let dk = secrets::data_key(conn, &st.ring, &row)?;
             let plain = secrets::open(&dk, &row, v)?.ok_or_else(not_found)?;
-            emit(
-                conn,
-                &origin,
-                &ev::CredentialSecretRevealed {
-                    credential: state_of(&row),
-                    field_ids: vec![field_id.clone()],
-                    version: None,
-                    reason,
-                },
-            )?;
-            metrics::counter!("vault_reveals_total").increment(1);
+            record_reveal(conn, &origin, &row, vec![field_id.clone()], reason)?;
             Ok::<_, ApiError>(RevealedFieldView {
                 credential_id: row.id,
                 field_id: field_id.clone(),
@@ -725,17 +726,7 @@ async fn field_history(
                 });
             }
             if reveal {
-                emit(
-                    conn,
-                    &origin,
-                    &ev::CredentialSecretRevealed {
-                        credential: state_of(&row),
-                        field_ids: vec![field_id.clone()],
-                        version: None,
-                        reason,
-                    },
-                )?;
-                metrics::counter!("vault_reveals_total").increment(1);
+                record_reveal(conn, &origin, &row, vec![field_id.clone()], reason)?;
             }
             Ok::<_, ApiError>(out)
         })

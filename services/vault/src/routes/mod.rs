@@ -41,13 +41,4 @@ impl From<KeyringError> for ApiError {
     }
 }
 
-/// Checks an optional search text: at most 200 characters.
-pub fn search_text(q: Option<String>) -> Result<Option<String>, ApiError> {
-    match q.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty()) {
-        Some(q) if q.chars().count() > 200 => Err(ApiError::invalid_field(
-            "q",
-            "must be at most 200 characters",
-        )),
-        other => Ok(other),
-    }
-}
+pub use fleetdesk_web::extract::search_text;

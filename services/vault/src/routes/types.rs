@@ -18,6 +18,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::credentials::{CredentialListQuery, list_for};
 use crate::AppState;
 use crate::crypto;
+use crate::domain::one_line;
 use crate::domain::types::{self, FieldDef, FieldInput};
 use crate::domain::value_types::ValueType;
 use crate::secrets;
@@ -61,15 +62,6 @@ fn count_of(conn: &mut DbConn, id: &str) -> Result<i64, ApiError> {
     Ok(store::credential_counts(conn, &[id.to_owned()])?
         .first()
         .map_or(0, |(_, n)| *n))
-}
-
-fn check_name(name: &str) -> Result<String, String> {
-    let t = name.trim();
-    if t.is_empty() || t.chars().count() > 100 || t.contains(['\n', '\r']) {
-        Err("must be one line of 1 to 100 characters".into())
-    } else {
-        Ok(t.to_owned())
-    }
 }
 
 /// A value type and the rule its values follow.
@@ -161,7 +153,7 @@ async fn create_type(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = FieldErrors::default();
-    let name = errors.check("name", check_name(&body.name));
+    let name = errors.check("name", one_line(&body.name, 100));
     let icon = body
         .icon
         .as_deref()
@@ -266,6 +258,7 @@ fn breaks(
     problems: &mut Vec<FieldError>,
 ) -> Result<(), ApiError> {
     let at = |field: &str| format!("credentials[{}].fields.{field}", cred.id);
+    let mut dk = None;
     for v in values.iter().filter(|v| v.value.is_some()) {
         let Some(def) = new_defs.iter().find(|d| d.id == v.field_id) else {
             problems.push(FieldError::new(
@@ -281,8 +274,11 @@ fn breaks(
         if old.is_some_and(|o| o.value_type == def.value_type) {
             continue;
         }
-        let dk = secrets::data_key(conn, &state.ring, cred)?;
-        if let Some(value) = secrets::open(&dk, cred, v)?
+        if dk.is_none() {
+            dk = Some(secrets::data_key(conn, &state.ring, cred)?);
+        }
+        let Some(dk) = dk.as_ref() else { continue };
+        if let Some(value) = secrets::open(dk, cred, v)?
             && let Err(rule) = def.value_type.check(&value)
         {
             problems.push(FieldError::new(
@@ -318,6 +314,7 @@ fn reseal(
     by: &str,
     now: chrono::NaiveDateTime,
 ) -> Result<(), ApiError> {
+    let mut dk = None;
     for v in values.iter().filter(|v| v.value.is_some()) {
         let Some(def) = new_defs.iter().find(|d| d.id == v.field_id) else {
             continue;
@@ -325,12 +322,15 @@ fn reseal(
         if def.secure == v.secure {
             continue;
         }
-        let dk = secrets::data_key(conn, &state.ring, cred)?;
-        let Some(value) = secrets::open(&dk, cred, v)? else {
+        if dk.is_none() {
+            dk = Some(secrets::data_key(conn, &state.ring, cred)?);
+        }
+        let Some(dk) = dk.as_ref() else { continue };
+        let Some(value) = secrets::open(dk, cred, v)? else {
             continue;
         };
         let stored = if def.secure {
-            crypto::seal_value(&dk, &cred.tenant_id, &cred.id, &def.id, &value)
+            crypto::seal_value(dk, &cred.tenant_id, &cred.id, &def.id, &value)
         } else {
             value.to_string()
         };
@@ -371,7 +371,7 @@ async fn update_type(
     let mut changes = TypeChanges::default();
     let mut changed = Vec::new();
     if let Some(n) = &body.name {
-        if let Some(n) = errors.check("name", check_name(n)) {
+        if let Some(n) = errors.check("name", one_line(n, 100)) {
             changes.name_lower = Some(lower(&n));
             changes.name = Some(n);
         }
@@ -428,18 +428,24 @@ async fn update_type(
             }
             if let Some(new_defs) = &new_defs {
                 let old_defs = defs_of(&row);
-                let all = creds::of_type(conn, &row.id)?;
-                let mut problems = Vec::new();
-                for chunk in all.chunks(200) {
+                // Each credential with its current values, read once for the check and the
+                // re-sealing.
+                let mut all: Vec<(creds::CredentialRow, Vec<creds::ValueRow>)> = Vec::new();
+                for chunk in creds::of_type(conn, &row.id)?.chunks(200) {
                     let ids: Vec<String> = chunk.iter().map(|c| c.id.clone()).collect();
-                    let values = creds::current_values(conn, &ids)?;
+                    let mut values = creds::current_values(conn, &ids)?;
                     for cred in chunk {
-                        let mine: Vec<creds::ValueRow> =
-                            values.iter().filter(|v| v.credential_id == cred.id).cloned().collect();
-                        breaks(conn, &st, new_defs, &old_defs, cred, &mine, &mut problems)?;
-                        if problems.len() >= 100 {
-                            break;
-                        }
+                        let (mine, rest) =
+                            values.into_iter().partition(|v| v.credential_id == cred.id);
+                        values = rest;
+                        all.push((cred.clone(), mine));
+                    }
+                }
+                let mut problems = Vec::new();
+                for (cred, values) in &all {
+                    breaks(conn, &st, new_defs, &old_defs, cred, values, &mut problems)?;
+                    if problems.len() >= 100 {
+                        break;
                     }
                 }
                 if !problems.is_empty() {
@@ -453,14 +459,8 @@ async fn update_type(
                     )
                     .with_errors(problems));
                 }
-                for chunk in all.chunks(200) {
-                    let ids: Vec<String> = chunk.iter().map(|c| c.id.clone()).collect();
-                    let values = creds::current_values(conn, &ids)?;
-                    for cred in chunk {
-                        let mine: Vec<creds::ValueRow> =
-                            values.iter().filter(|v| v.credential_id == cred.id).cloned().collect();
-                        reseal(conn, &st, new_defs, cred, &mine, &actor, now)?;
-                    }
+                for (cred, values) in &all {
+                    reseal(conn, &st, new_defs, cred, values, &actor, now)?;
                 }
             }
             if !store::update(conn, &row.id, row.version, &changes, now)? {
