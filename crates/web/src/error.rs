@@ -32,6 +32,8 @@ pub enum ErrorKind {
     PreconditionFailed,
     /// 413: the body is too large.
     PayloadTooLarge,
+    /// 414: the request target is too long (the gateway).
+    UriTooLong,
     /// 415: the body is not JSON.
     UnsupportedMediaType,
     /// 422: an `Idempotency-Key` reused with another body.
@@ -40,6 +42,8 @@ pub enum ErrorKind {
     PreconditionRequired,
     /// 429: rate-limited or locked out.
     TooManyRequests,
+    /// 431: the request's header fields are too large (the gateway).
+    HeadersTooLarge,
     /// 500: a fault of ours.
     Internal,
     /// 503: a dependency is down.
@@ -63,6 +67,7 @@ impl ErrorKind {
                 (StatusCode::PRECONDITION_FAILED, "Precondition failed")
             }
             ErrorKind::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Payload too large"),
+            ErrorKind::UriTooLong => (StatusCode::URI_TOO_LONG, "URI too long"),
             ErrorKind::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type")
             }
@@ -71,6 +76,10 @@ impl ErrorKind {
                 (StatusCode::PRECONDITION_REQUIRED, "Precondition required")
             }
             ErrorKind::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            ErrorKind::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request header fields too large",
+            ),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
             ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
             ErrorKind::BadGateway => (StatusCode::BAD_GATEWAY, "Bad gateway"),

@@ -130,6 +130,9 @@ pub struct GatewayConfig {
     pub public: Vec<PublicRoute>,
     /// Largest request body (`FLEETDESK_GATEWAY_MAX_BODY_BYTES`, default 10 MiB): 413 beyond.
     pub max_body: u64,
+    /// Largest request target and largest sum of header lines, each
+    /// (`FLEETDESK_GATEWAY_MAX_HEADER_BYTES`, default 16 KiB): 414 and 431 beyond.
+    pub max_header: usize,
     /// `iss` and `aud` tokens must carry (`FLEETDESK_JWT_ISSUER`, `FLEETDESK_JWT_AUDIENCE`).
     pub issuer: String,
     /// See `issuer`.
@@ -271,6 +274,13 @@ impl GatewayConfig {
                 "must be between 1024 and 1073741824",
             ));
         }
+        let max_header: usize = s.parse_or("FLEETDESK_GATEWAY_MAX_HEADER_BYTES", 16 * 1024)?;
+        if !(1024..=64 * 1024).contains(&max_header) {
+            return Err(ConfigError::new(
+                "FLEETDESK_GATEWAY_MAX_HEADER_BYTES",
+                "must be between 1024 and 65536",
+            ));
+        }
         let breaker_failures: u32 = s.parse_or("FLEETDESK_GATEWAY_BREAKER_FAILURES", 5)?;
         if breaker_failures == 0 {
             return Err(ConfigError::new(
@@ -333,6 +343,7 @@ impl GatewayConfig {
             routes,
             public,
             max_body,
+            max_header,
             issuer: s
                 .get("FLEETDESK_JWT_ISSUER")
                 .unwrap_or("fleetdesk")

@@ -46,6 +46,7 @@ pub struct Gateway {
     routes: HashMap<String, String>,
     public: Vec<PublicRoute>,
     max_body: u64,
+    max_header: usize,
     breaker_failures: u32,
     breaker_open: Duration,
     /// Identity's signing keys.
@@ -124,6 +125,7 @@ impl Gateway {
             routes: config.routes.iter().cloned().collect(),
             public: config.public.clone(),
             max_body: config.max_body,
+            max_header: config.max_header,
             breaker_failures: config.breaker_failures,
             breaker_open: config.breaker_open,
         })

@@ -319,6 +319,7 @@ pub async fn forward(
     payload: Payload,
     gw: Data<Gateway>,
 ) -> Result<HttpResponse, ApiError> {
+    oversized_head(&req, gw.max_header)?;
     let path = req.path().to_owned();
     let method = req.method().as_str().to_owned();
     let Some(upstream) = route(&gw, &path) else {
@@ -549,6 +550,34 @@ pub async fn forward(
         rate_headers(answer.headers_mut(), d);
     }
     Ok(answer)
+}
+
+/// 414 for a request target over `limit` bytes, 431 for header lines that add up to more:
+/// checked before anything reads them, so an oversized token or cookie never reaches the JWT
+/// check or an upstream.
+fn oversized_head(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > limit {
+        return Err(ApiError::new(
+            ErrorKind::UriTooLong,
+            "uri_too_long",
+            format!("the request target is over {limit} bytes"),
+        ));
+    }
+    // `name: value\r\n` per line, as on the wire.
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > limit {
+        return Err(ApiError::new(
+            ErrorKind::HeadersTooLarge,
+            "headers_too_large",
+            format!("the request's header fields add up to more than {limit} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 fn too_large(limit: u64) -> ApiError {

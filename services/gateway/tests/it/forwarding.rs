@@ -154,6 +154,42 @@ async fn bodies_over_the_limit_are_413() {
     assert_eq!(ok.body["body"].as_str().unwrap().len(), 60_000);
 }
 
+#[tokio::test]
+async fn oversized_targets_and_headers_are_refused_before_anything_reads_them() {
+    let r = rig(&[]).await;
+    let before = r.hits();
+    let long = format!("/api/v1/tickets?q={}", "a".repeat(17_000));
+    let a = r.http.get(&long).bearer(&r.admin_token).send().await;
+    assert_problem(&a, 414, "uri_too_long");
+    // Many headers that are each fine but add up to more than 16 KiB.
+    let mut many = r.http.get("/api/v1/tickets").bearer(&r.admin_token);
+    for i in 0..20 {
+        many = many.header(&format!("x-filler-{i}"), &"f".repeat(900));
+    }
+    assert_problem(&many.send().await, 431, "headers_too_large");
+    // One oversized token is refused by size, before the JWT check.
+    let huge_token = "e".repeat(20_000);
+    let a = r
+        .http
+        .get("/api/v1/tickets")
+        .bearer(&huge_token)
+        .send()
+        .await;
+    assert_problem(&a, 431, "headers_too_large");
+    assert_eq!(r.hits(), before, "none of them reached the upstream");
+    // Just under the cap passes.
+    let mut fine = r.http.get("/api/v1/tickets").bearer(&r.admin_token);
+    for i in 0..12 {
+        fine = fine.header(&format!("x-filler-{i}"), &"f".repeat(900));
+    }
+    let a = fine.send().await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        a.body["headers"]["x-filler-11"].as_str().unwrap().len(),
+        900
+    );
+}
+
 fn bytes_of(s: &str) -> actix_web::web::Bytes {
     actix_web::web::Bytes::from(s.to_owned())
 }
