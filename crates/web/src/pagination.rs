@@ -66,16 +66,32 @@ impl Page {
     /// up to the end of this page when that is further, plus one (to tell "exactly the cap"
     /// from "more"). Counting every match of a million rows costs more than the page.
     pub fn count_cap(&self) -> i64 {
-        (Self::COUNT_CAP).max(self.offset() + self.limit_i64()) + 1
+        self.cap_from(Self::COUNT_CAP)
+    }
+
+    /// The cap for lists whose every candidate row costs a check the index cannot answer
+    /// (full-text search): five pages ahead of this one, at least [`Page::SEARCH_COUNT_CAP`]
+    /// and at most [`Page::COUNT_CAP`] (or the end of this page, when that is further).
+    /// Counting a thousand matches of a mid-frequency word means checking tens of thousands
+    /// of rows; counting what the next pages need does not.
+    pub fn search_count_cap(&self) -> i64 {
+        let ahead = self.offset() + 5 * self.limit_i64();
+        self.cap_from(ahead.clamp(Self::SEARCH_COUNT_CAP, Self::COUNT_CAP))
+    }
+
+    fn cap_from(&self, floor: i64) -> i64 {
+        floor.max(self.offset() + self.limit_i64()) + 1
     }
 
     /// Counts stop here (see [`Page::count_cap`]).
     pub const COUNT_CAP: i64 = 1000;
 
-    /// Wraps a page whose matches were counted up to [`Page::count_cap`]: a count that
-    /// reached the cap is reported as a lower bound.
-    pub fn wrap_capped<T>(self, data: Vec<T>, counted: i64) -> Paginated<T> {
-        let cap = self.count_cap();
+    /// Searches count at least this far (see [`Page::search_count_cap`]).
+    pub const SEARCH_COUNT_CAP: i64 = 100;
+
+    /// Wraps a page whose matches were counted up to `cap` ([`Page::count_cap`] or
+    /// [`Page::search_count_cap`]): a count that reached the cap is reported as a lower bound.
+    pub fn wrap_capped<T>(self, data: Vec<T>, counted: i64, cap: i64) -> Paginated<T> {
         if counted < cap {
             return self.wrap(data, counted);
         }
@@ -141,5 +157,31 @@ mod tests {
         let p = Page::new(Some(1), Some(10)).unwrap();
         assert_eq!(p.wrap(vec![1], 21).pagination.pages, 3);
         assert_eq!(p.wrap(Vec::<i32>::new(), 0).pagination.pages, 0);
+    }
+
+    #[test]
+    fn searches_count_five_pages_ahead_within_the_bounds() {
+        let page = |n, l| Page::new(Some(n), Some(l)).unwrap();
+        assert_eq!(page(1, 20).count_cap(), 1001);
+        assert_eq!(page(1, 20).search_count_cap(), 101, "at least 100");
+        assert_eq!(
+            page(3, 50).search_count_cap(),
+            351,
+            "five pages past page 2"
+        );
+        assert_eq!(
+            page(30, 100).search_count_cap(),
+            3001,
+            "never short of this page"
+        );
+        assert_eq!(
+            page(8, 100).search_count_cap(),
+            1001,
+            "at most the list cap"
+        );
+        let capped = page(1, 20).wrap_capped(vec![1], 101, 101).pagination;
+        assert_eq!((capped.total, capped.total_is_lower_bound), (100, true));
+        let exact = page(1, 20).wrap_capped(vec![1], 100, 101).pagination;
+        assert_eq!((exact.total, exact.total_is_lower_bound), (100, false));
     }
 }

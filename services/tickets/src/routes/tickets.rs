@@ -480,6 +480,11 @@ async fn list_tickets(
     let internal = caller.allows("ticket.comment.read_internal");
     let (filter, sort, descending, page) = filter_of(query.into_inner(), internal)?;
     let tenant = caller.tenant_id.clone();
+    let cap = if filter.q.is_some() {
+        page.search_count_cap()
+    } else {
+        page.count_cap()
+    };
     let list = state
         .db
         .run(move |conn| {
@@ -490,11 +495,13 @@ async fn list_tickets(
                 (sort, descending),
                 page.offset(),
                 page.limit_i64(),
-                page.count_cap(),
+                cap,
             )?;
-            Ok::<_, ApiError>(
-                page.wrap_capped(rows.into_iter().map(TicketView::summary).collect(), counted),
-            )
+            Ok::<_, ApiError>(page.wrap_capped(
+                rows.into_iter().map(TicketView::summary).collect(),
+                counted,
+                cap,
+            ))
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))
