@@ -343,8 +343,10 @@ impl Keyring {
         self.reload(conn)
     }
 
-    /// Every version with how many data keys it wraps.
-    pub fn versions(conn: &mut DbConn) -> QueryResult<Vec<KeyVersion>> {
+    /// Every version with how many of `tenant_id`'s data keys it wraps. The versions belong
+    /// to the installation; the counts are the tenant's own, so no tenant learns how many
+    /// credentials the others keep.
+    pub fn versions(conn: &mut DbConn, tenant_id: &str) -> QueryResult<Vec<KeyVersion>> {
         let rows: Vec<(i32, NaiveDateTime, Option<NaiveDateTime>)> = vault_keys::table
             .select((
                 vault_keys::version,
@@ -354,6 +356,7 @@ impl Keyring {
             .order(vault_keys::version.desc())
             .load(conn)?;
         let counts: Vec<(i32, i64)> = credentials::table
+            .filter(credentials::tenant_id.eq(tenant_id))
             .group_by(credentials::kek_version)
             .select((credentials::kek_version, diesel::dsl::count_star()))
             .load(conn)?;

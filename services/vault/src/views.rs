@@ -233,7 +233,7 @@ pub struct KeyView {
     /// `active` (the newest, wrapping new data keys), `rotating` (older, still wrapping some
     /// data keys until they are rewrapped), or `retired` (nothing uses it; key material gone).
     pub state: &'static str,
-    /// How many credentials' data keys it wraps now.
+    /// How many of the tenant's credentials' data keys it wraps now.
     pub data_keys: i64,
     pub created_at: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,

@@ -68,7 +68,7 @@ fn view(conn: &mut DbConn, row: CredentialRow, ty: &TypeRow) -> Result<Credentia
     Ok(CredentialView::new(row, ty, company, &values))
 }
 
-fn state_of(row: &CredentialRow) -> ev::CredentialState {
+pub(super) fn state_of(row: &CredentialRow) -> ev::CredentialState {
     ev::CredentialState {
         credential_id: row.id.clone(),
         name: row.name.clone(),

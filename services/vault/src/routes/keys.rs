@@ -20,18 +20,20 @@ pub(super) fn configure(cfg: &mut ServiceConfig) {
         .service(put_settings);
 }
 
-/// The key-encryption key versions and how many data keys each wraps. Keys belong to the
-/// installation, not a tenant: the counts are over every tenant.
+/// The key-encryption key versions and how many of the caller's tenant's data keys each wraps.
+/// The versions belong to the installation (a rotation rewraps every tenant's data keys); the
+/// counts are the tenant's own.
 #[utoipa::path(tag = "vault", responses((status = 200, body = Vec<KeyView>)), security(("bearer" = ["vault.keys.read"])))]
 #[get("/vault/keys")]
 async fn list_keys(
     state: Data<AppState>,
-    _caller: Require<perm::VaultKeysRead>,
+    caller: Require<perm::VaultKeysRead>,
 ) -> Result<HttpResponse, ApiError> {
+    let tenant = caller.tenant_id.clone();
     let list = state
         .db
-        .run(|conn| {
-            let versions = Keyring::versions(conn)?;
+        .run(move |conn| {
+            let versions = Keyring::versions(conn, &tenant)?;
             let newest = versions
                 .iter()
                 .filter(|v| v.retired_at.is_none())

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::credentials::{CredentialListQuery, list_for};
+use super::credentials::{CredentialListQuery, list_for, state_of as credential_state};
 use crate::AppState;
 use crate::crypto;
 use crate::domain::one_line;
@@ -304,16 +304,19 @@ fn breaks(
     Ok(())
 }
 
-/// Re-stores values of fields whose `secure` flag changed, as new versions.
+/// Re-stores values of fields whose `secure` flag changed, as new versions; a credential that
+/// had any gets a new version of its own and a `credential.updated` event naming the fields,
+/// as if someone had edited them.
 fn reseal(
     conn: &mut DbConn,
     state: &AppState,
     new_defs: &[FieldDef],
     cred: &creds::CredentialRow,
     values: &[creds::ValueRow],
-    by: &str,
-    now: chrono::NaiveDateTime,
+    origin: &fleetdesk_events::Origin,
+    (by, now): (&str, chrono::NaiveDateTime),
 ) -> Result<(), ApiError> {
+    let mut resealed = Vec::new();
     let mut dk = None;
     for v in values.iter().filter(|v| v.value.is_some()) {
         let Some(def) = new_defs.iter().find(|d| d.id == v.field_id) else {
@@ -346,7 +349,26 @@ fn reseal(
                 restored_from: None,
             },
         )?;
+        resealed.push(def.id.clone());
     }
+    if resealed.is_empty() {
+        return Ok(());
+    }
+    if !creds::touch(conn, cred, &cred.name, &cred.notes, by, now)? {
+        return Err(ApiError::stale_version(
+            "a credential of this type changed meanwhile; reload and retry",
+        ));
+    }
+    emit(
+        conn,
+        origin,
+        &ev::CredentialUpdated {
+            credential: credential_state(cred),
+            changed: vec!["fields".to_owned()],
+            field_ids: resealed,
+            restored_version: None,
+        },
+    )?;
     Ok(())
 }
 
@@ -460,7 +482,7 @@ async fn update_type(
                     .with_errors(problems));
                 }
                 for (cred, values) in &all {
-                    reseal(conn, &st, new_defs, cred, values, &actor, now)?;
+                    reseal(conn, &st, new_defs, cred, values, &origin, (&actor, now))?;
                 }
             }
             if !store::update(conn, &row.id, row.version, &changes, now)? {

@@ -33,6 +33,16 @@ async fn rotation_mid_traffic_keeps_every_value_readable_and_retires_the_old_ver
     let k = keys(&app).await;
     assert_eq!(k[0]["version"], 1);
     assert_eq!(k[0]["dataKeys"], 30);
+    // Another tenant sees the same versions but only its own (no) data keys.
+    let other = app
+        .http
+        .get("/api/v1/vault/keys")
+        .bearer(&app.issuer.token(OTHER_TENANT, "o", &["vault.keys.read"]))
+        .send()
+        .await;
+    assert_eq!(other.status, 200, "{}", other.text);
+    assert_eq!(other.body[0]["version"], 1);
+    assert_eq!(other.body[0]["dataKeys"], 0);
 
     let reader = app.token("r", &["credential.read", "vault.keys.read"]);
     let a = app

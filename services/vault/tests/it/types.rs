@@ -182,7 +182,17 @@ async fn field_changes_that_would_break_credentials_are_refused_and_others_keep_
     assert_eq!(t.body["version"], 1);
 
     // Adding an optional field and making the password not secure is fine: the value is
-    // re-stored in the clear as a new version, the old sealed one kept in history.
+    // re-stored in the clear as a new version, the old sealed one kept in history, and the
+    // credential itself gets a new version and a credential.updated event.
+    let before = app
+        .http
+        .get(&format!("/api/v1/credentials/{cred_id}"))
+        .bearer(&app.admin)
+        .send()
+        .await
+        .body["version"]
+        .as_i64()
+        .unwrap();
     let a = patch(json!([
         {"id": "username", "name": "Username", "required": true, "valueType": "plain_text"},
         {"id": "password", "name": "Password", "required": true, "secure": false, "valueType": "password"},
@@ -206,6 +216,16 @@ async fn field_changes_that_would_break_credentials_are_refused_and_others_keep_
         .clone();
     assert_eq!(pw["value"], "hunter2");
     assert_eq!(pw["version"], 2);
+    assert_eq!(c.body["version"], before + 1);
+    let updated: Vec<_> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "credential.updated")
+        .collect();
+    let (_, last) = updated.last().expect("a credential.updated event");
+    assert_eq!(last["data"]["credentialId"], cred_id);
+    assert_eq!(last["data"]["fieldIds"], json!(["password"]));
 }
 
 #[tokio::test]
