@@ -7,6 +7,7 @@
 
 pub mod clock;
 mod conn;
+pub mod count;
 mod error;
 mod migrate;
 pub mod outbox;
@@ -17,6 +18,7 @@ pub mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conn::{Backend, DbConn, MultiBackend, transaction};
+pub use count::CountRows;
 pub use error::StoreError;
 pub use migrate::{Migrations, ensure_database};
 pub use pool::{Db, PoolOptions};

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use fleetdesk_store::{Backend, MultiBackend};
+use fleetdesk_store::{Backend, CountRows, MultiBackend};
 
 use super::DbConn;
 use super::schema::{
@@ -409,11 +409,12 @@ pub fn list(
     count_cap: i64,
 ) -> QueryResult<(Vec<TicketRow>, i64)> {
     let backend = conn.backend();
-    let total = filtered(backend, tenant_id, filter)
-        .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
-        .limit(count_cap)
-        .load::<i32>(conn)?
-        .len() as i64;
+    let total = CountRows::of(
+        filtered(backend, tenant_id, filter)
+            .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+            .limit(count_cap),
+    )
+    .get_result::<i64>(conn)?;
     let mut q = filtered(backend, tenant_id, filter);
     q = match (sort, descending) {
         (SortKey::CreatedAt, false) => q.order((tickets::created_at.asc(), tickets::id.asc())),
