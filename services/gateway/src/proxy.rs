@@ -553,8 +553,8 @@ pub async fn forward(
 }
 
 /// 414 for a request target over `limit` bytes, 431 for header lines that add up to more:
-/// checked before anything reads them, so an oversized token or cookie never reaches the JWT
-/// check or an upstream.
+/// checked first in forwarding, so an oversized token or cookie never reaches the JWT check,
+/// the limiter or an upstream.
 fn oversized_head(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > limit {

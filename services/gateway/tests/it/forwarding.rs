@@ -155,7 +155,7 @@ async fn bodies_over_the_limit_are_413() {
 }
 
 #[tokio::test]
-async fn oversized_targets_and_headers_are_refused_before_anything_reads_them() {
+async fn oversized_targets_and_headers_are_refused_before_the_token_or_upstream() {
     let r = rig(&[]).await;
     let before = r.hits();
     let long = format!("/api/v1/tickets?q={}", "a".repeat(17_000));
