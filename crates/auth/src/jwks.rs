@@ -122,18 +122,22 @@ impl RemoteKeys {
         }
     }
 
-    /// Fetches the keys now, then again every `every` until the returned task is aborted.
-    /// A failed fetch is logged; the known keys keep serving.
-    pub fn spawn_refresh(
+    /// Fetches the keys now (a failure is logged: the first token fetches them again), then
+    /// again every `every` until the returned task is aborted; a failed refresh is logged and
+    /// the known keys keep serving.
+    pub async fn keep_fresh(
         self: std::sync::Arc<Self>,
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
+        if let Err(e) = self.fetch().await {
+            tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
+        }
         tokio::spawn(async move {
             loop {
+                tokio::time::sleep(every).await;
                 if let Err(e) = self.fetch().await {
                     tracing::warn!(error = %e, "JWKS fetch failed; keeping the keys already known");
                 }
-                tokio::time::sleep(every).await;
             }
         })
     }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod pagination;
+pub mod service;
 pub mod version;
 
 pub use caller::{Caller, Require};

@@ -11,8 +11,8 @@
 use anyhow::Context;
 use fleetdesk_gateway::{Application as GatewayApp, GatewayConfig};
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
-use fleetdesk_tickets::{Application as TicketsApp, TicketsConfig};
-use fleetdesk_vault::{Application as VaultApp, VaultConfig};
+use fleetdesk_tickets::TicketsConfig;
+use fleetdesk_vault::VaultConfig;
 use std::sync::Arc;
 
 use fleetdesk_events::{Bus, LocalBus};
@@ -99,21 +99,21 @@ async fn main() -> anyhow::Result<()> {
             format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
         );
     }
-    let tickets = TicketsApp::start(
+    let tickets = fleetdesk_tickets::start(
         TicketsConfig::from_settings(&settings, &data_dir)?,
-        fleetdesk_tickets::Dependencies {
+        Dependencies {
             bus: bus.clone(),
-            ..fleetdesk_tickets::Dependencies::default()
+            ..Dependencies::default()
         },
     )
     .await?;
     // The vault keeps tickets' companies: it subscribes before tickets serves. Without a
     // configured master key it makes one in the data directory on first start (and says so).
-    let vault = VaultApp::start(
+    let vault = fleetdesk_vault::start(
         VaultConfig::from_settings(&settings, &data_dir, true)?,
-        fleetdesk_vault::Dependencies {
+        Dependencies {
             bus: bus.clone(),
-            ..fleetdesk_vault::Dependencies::default()
+            ..Dependencies::default()
         },
     )
     .await?;

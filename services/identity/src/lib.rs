@@ -18,18 +18,15 @@ pub mod views;
 use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_web::App;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
 use actix_web::web::Data;
-use actix_web::{App, HttpServer};
 use fleetdesk_auth::Verifier;
 use fleetdesk_events::relay::RelayHandle;
 use fleetdesk_events::{Bus, Consumer, Relay, SubscriptionHandle};
-use fleetdesk_store::{Clock, Db, Migrations, PoolOptions, SystemClock};
-use fleetdesk_web::context::{ServiceName, observe};
-use fleetdesk_web::docs::{CommonDocs, swagger};
-use fleetdesk_web::extract::path_config;
-use fleetdesk_web::health::{BusProbe, Readiness};
+use fleetdesk_store::{Clock, Db, Migrations, PoolOptions};
+use fleetdesk_web::docs::CommonDocs;
+use fleetdesk_web::service;
 use tokio::sync::Semaphore;
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -94,24 +91,7 @@ impl AppState {
     }
 }
 
-/// What the service depends on besides its configuration; tests swap these.
-#[derive(Clone)]
-pub struct Dependencies {
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-    /// The event bus; `None` builds it from the configuration. The one-binary mode passes
-    /// the in-process bus all its services share.
-    pub bus: Option<Arc<dyn Bus>>,
-}
-
-impl Default for Dependencies {
-    fn default() -> Self {
-        Self {
-            clock: Arc::new(SystemClock),
-            bus: None,
-        }
-    }
-}
+pub use fleetdesk_web::service::Dependencies;
 
 /// The document's title and tags.
 #[derive(OpenApi)]
@@ -184,31 +164,19 @@ pub async fn prepare(
 
 /// The HTTP server over `listener` for a prepared state.
 pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
-    let workers = state.config.workers;
-    // Install the recorder before the first request so nothing recorded is lost.
-    let _ = fleetdesk_telemetry::metrics_handle();
-    let openapi = openapi();
-    let server = HttpServer::new(move || {
-        let readiness = Readiness {
+    service::serve(
+        service::Api {
+            name: SERVICE,
+            verifier: state.verifier.clone(),
             db: state.db.clone(),
-            bus: Some(Arc::new(BusProbe(state.bus.clone()))),
-        };
-        App::new()
-            .app_data(ServiceName(SERVICE))
-            .app_data(Data::new(state.clone()))
-            .app_data(state.verifier.clone())
-            .app_data(Data::new(readiness))
-            .app_data(path_config())
-            .wrap(from_fn(observe))
-            .into_utoipa_app()
-            .configure(routes::configure)
-            .into_app()
-            .service(swagger(openapi.clone()))
-    })
-    .workers(workers)
-    .listen(listener)?
-    .run();
-    Ok(server)
+            bus: state.bus.clone(),
+            routes: routes::configure,
+            openapi: openapi(),
+            workers: state.config.workers,
+            state,
+        },
+        listener,
+    )
 }
 
 /// A running identity service.
@@ -246,9 +214,7 @@ pub async fn start_events(state: &AppState) -> anyhow::Result<(RelayHandle, Subs
 impl Application {
     /// Prepares the state and binds the configured address (port 0 picks a free port).
     pub async fn build(config: IdentityConfig, deps: Dependencies) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(&config.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = service::bind(&config.listen)?;
         let (state, first_admin) = prepare(config, deps).await?;
         let (relay, audit) = start_events(&state).await?;
         let server = serve(state.clone(), listener)?;

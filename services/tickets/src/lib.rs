@@ -1,6 +1,6 @@
 //! The tickets service: products, customer companies, tickets, triage, the workflow and SLAs.
 //!
-//! `main` and the all-in-one binary both call [`Application::build`]; integration tests do
+//! `main` and the all-in-one binary both call [`build`]; integration tests do
 //! too, on a fresh database, and talk HTTP to the result.
 
 pub mod config;
@@ -17,18 +17,15 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::App;
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
 use actix_web::web::Data;
-use actix_web::{App, HttpServer};
 use fleetdesk_auth::RemoteKeys;
 use fleetdesk_events::relay::RelayHandle;
 use fleetdesk_events::{Bus, Consumer, Relay, SubscriptionHandle};
-use fleetdesk_store::{Clock, Db, Migrations, PoolOptions, SystemClock};
-use fleetdesk_web::context::{ServiceName, observe};
-use fleetdesk_web::docs::{CommonDocs, swagger};
-use fleetdesk_web::extract::path_config;
-use fleetdesk_web::health::{BusProbe, Readiness};
+use fleetdesk_store::{Clock, Db, Migrations, PoolOptions};
+use fleetdesk_web::docs::CommonDocs;
+use fleetdesk_web::service;
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
@@ -66,23 +63,7 @@ pub struct AppState {
     pub http: reqwest::Client,
 }
 
-/// What the service depends on besides its configuration; tests swap these.
-#[derive(Clone)]
-pub struct Dependencies {
-    /// Time.
-    pub clock: Arc<dyn Clock>,
-    /// The event bus; `None` builds it from the configuration.
-    pub bus: Option<Arc<dyn Bus>>,
-}
-
-impl Default for Dependencies {
-    fn default() -> Self {
-        Self {
-            clock: Arc::new(SystemClock),
-            bus: None,
-        }
-    }
-}
+pub use fleetdesk_web::service::Dependencies;
 
 /// The document's title and tags.
 #[derive(OpenApi)]
@@ -143,30 +124,19 @@ pub async fn prepare(config: TicketsConfig, deps: Dependencies) -> anyhow::Resul
 
 /// The HTTP server over `listener` for a prepared state.
 pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
-    let workers = state.config.workers;
-    let _ = fleetdesk_telemetry::metrics_handle();
-    let openapi = openapi();
-    let server = HttpServer::new(move || {
-        let readiness = Readiness {
+    service::serve(
+        service::Api {
+            name: SERVICE,
+            verifier: state.keys.clone(),
             db: state.db.clone(),
-            bus: Some(Arc::new(BusProbe(state.bus.clone()))),
-        };
-        App::new()
-            .app_data(ServiceName(SERVICE))
-            .app_data(Data::new(state.clone()))
-            .app_data(state.keys.clone())
-            .app_data(Data::new(readiness))
-            .app_data(path_config())
-            .wrap(from_fn(observe))
-            .into_utoipa_app()
-            .configure(routes::configure)
-            .into_app()
-            .service(swagger(openapi.clone()))
-    })
-    .workers(workers)
-    .listen(listener)?
-    .run();
-    Ok(server)
+            bus: state.bus.clone(),
+            routes: routes::configure,
+            openapi: openapi(),
+            workers: state.config.workers,
+            state,
+        },
+        listener,
+    )
 }
 
 /// The background tasks of a running service: the outbox relay, the users consumer, the
@@ -201,14 +171,12 @@ pub async fn start_background(state: &AppState) -> anyhow::Result<Background> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot subscribe to events: {e}"))?;
-    if let Err(e) = state.keys.fetch().await {
-        tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
-    }
     let keys = state
         .keys
         .clone()
         .into_inner()
-        .spawn_refresh(Duration::from_secs(300));
+        .keep_fresh(Duration::from_secs(300))
+        .await;
     let scheduler = scheduler::spawn(state.clone());
     Ok(Background {
         _relay: relay,
@@ -219,69 +187,21 @@ pub async fn start_background(state: &AppState) -> anyhow::Result<Background> {
 }
 
 /// A running tickets service.
-pub struct Application {
-    /// The port it listens on.
-    pub port: u16,
-    /// Its state (tests reach the database through it).
-    pub state: AppState,
-    server: Server,
-    background: Background,
+pub type Application = service::Running<AppState, Background>;
+
+/// A tickets service that is prepared and consuming events but not serving HTTP yet.
+pub type Starting = service::Starting<AppState, Background>;
+
+/// Binds the configured address (port 0 picks a free port), prepares the state and starts the
+/// background tasks, without serving yet.
+pub async fn start(config: TicketsConfig, deps: Dependencies) -> anyhow::Result<Starting> {
+    let bound = service::bind(&config.listen)?;
+    let state = prepare(config, deps).await?;
+    let background = start_background(&state).await?;
+    Ok(Starting::new(bound, state, background, serve))
 }
 
-/// A tickets service that is prepared and consuming events but not serving HTTP yet (the
-/// one-binary mode subscribes every consumer before the first event is published).
-pub struct Starting {
-    /// The port it will listen on.
-    pub port: u16,
-    /// Its state.
-    pub state: AppState,
-    listener: TcpListener,
-    background: Background,
-}
-
-impl Starting {
-    /// Starts serving HTTP.
-    pub fn serve(self) -> anyhow::Result<Application> {
-        let server = serve(self.state.clone(), self.listener)?;
-        Ok(Application {
-            port: self.port,
-            state: self.state,
-            server,
-            background: self.background,
-        })
-    }
-}
-
-impl Application {
-    /// Binds the configured address (port 0 picks a free port), prepares the state and starts
-    /// the background tasks, without serving yet.
-    pub async fn start(config: TicketsConfig, deps: Dependencies) -> anyhow::Result<Starting> {
-        let listener = TcpListener::bind(&config.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
-        let port = listener.local_addr()?.port();
-        let state = prepare(config, deps).await?;
-        let background = start_background(&state).await?;
-        Ok(Starting {
-            port,
-            state,
-            listener,
-            background,
-        })
-    }
-
-    /// Prepares everything and serves.
-    pub async fn build(config: TicketsConfig, deps: Dependencies) -> anyhow::Result<Self> {
-        Self::start(config, deps).await?.serve()
-    }
-
-    /// Serves until the server stops (Ctrl-C or SIGTERM).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (server, _background) = self.into_parts();
-        server.await
-    }
-
-    /// The HTTP server and the background tasks, to run and stop separately.
-    pub fn into_parts(self) -> (Server, Background) {
-        (self.server, self.background)
-    }
+/// Prepares everything and serves.
+pub async fn build(config: TicketsConfig, deps: Dependencies) -> anyhow::Result<Application> {
+    Ok(start(config, deps).await?.serve()?)
 }

@@ -1,7 +1,7 @@
 //! The tickets service as its own process (microservice deployments).
 
 use fleetdesk_telemetry::{LogFormat, init_tracing};
-use fleetdesk_tickets::{Application, Dependencies, TicketsConfig};
+use fleetdesk_tickets::{Dependencies, TicketsConfig};
 use fleetdesk_web::config::Settings;
 
 #[tokio::main]
@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&data_dir)?;
     }
-    let app = Application::build(config, Dependencies::default()).await?;
+    let app = fleetdesk_tickets::build(config, Dependencies::default()).await?;
     tracing::info!(port = app.port, "tickets listening");
     app.run_until_stopped().await?;
     Ok(())

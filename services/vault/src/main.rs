@@ -1,7 +1,7 @@
 //! The vault as its own process (microservice deployments).
 
 use fleetdesk_telemetry::{LogFormat, init_tracing};
-use fleetdesk_vault::{Application, Dependencies, VaultConfig};
+use fleetdesk_vault::{Dependencies, VaultConfig};
 use fleetdesk_web::config::Settings;
 
 #[tokio::main]
@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     if config.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&data_dir)?;
     }
-    let app = Application::build(config, Dependencies::default()).await?;
+    let app = fleetdesk_vault::build(config, Dependencies::default()).await?;
     tracing::info!(port = app.port, "vault listening");
     app.run_until_stopped().await?;
     Ok(())

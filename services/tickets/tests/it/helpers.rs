@@ -12,7 +12,7 @@ use fleetdesk_store::ManualClock;
 pub use fleetdesk_testkit::Issuer;
 use fleetdesk_testkit::{Answer, Http, TestDb};
 pub use fleetdesk_testkit::{assert_invalid_field, assert_problem};
-use fleetdesk_tickets::{AppState, Application, Background, Dependencies, TicketsConfig};
+use fleetdesk_tickets::{AppState, Background, Dependencies, TicketsConfig};
 use fleetdesk_web::config::Settings;
 use serde_json::{Value, json};
 
@@ -128,7 +128,7 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
         clock: clock.clone(),
         bus: None,
     };
-    let app = Application::build(config, deps)
+    let app = fleetdesk_tickets::build(config, deps)
         .await
         .expect("tickets starts");
     let http = Http::new(format!("http://127.0.0.1:{}", app.port));

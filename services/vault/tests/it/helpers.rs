@@ -10,7 +10,7 @@ use fleetdesk_store::ManualClock;
 use fleetdesk_testkit::{Http, TestDb};
 pub use fleetdesk_testkit::{Issuer, assert_invalid_field, assert_problem};
 use fleetdesk_vault::crypto::KeyBytes;
-use fleetdesk_vault::{AppState, Application, Background, Dependencies, VaultConfig};
+use fleetdesk_vault::{AppState, Background, Dependencies, VaultConfig};
 use fleetdesk_web::config::Settings;
 use serde_json::{Value, json};
 
@@ -61,7 +61,7 @@ pub async fn spawn_on(db: Arc<TestDb>, key: &str) -> anyhow::Result<TestApp> {
         clock: Arc::new(ManualClock::default()),
         bus: None,
     };
-    let app = Application::build(config, deps).await?;
+    let app = fleetdesk_vault::build(config, deps).await?;
     let http = Http::new(format!("http://127.0.0.1:{}", app.port));
     let state = app.state.clone();
     let (server, background) = app.into_parts();
