@@ -111,7 +111,7 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         let mut last_upkeep: Option<Instant> = None;
         loop {
-            let written = outbox::written().notified();
+            let written = self.db.written().notified();
             tokio::pin!(written);
             written.as_mut().enable();
             if last_upkeep.is_none_or(|t| t.elapsed() > Duration::from_secs(15)) {

@@ -13,7 +13,6 @@ use std::cell::Cell;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-use tokio::sync::Notify;
 
 use crate::conn::{Backend, DbConn};
 use crate::platform::outbox;
@@ -24,11 +23,12 @@ pub const CHANNEL: &str = "fleetdesk_outbox";
 // Advisory lock serialising claims (any number unique to the outbox will do).
 const CLAIM_LOCK: i64 = 7_100_001;
 
-static WRITTEN: Notify = Notify::const_new();
-
 thread_local! {
-    // Set by `insert` inside a transaction; read when that transaction commits.
+    // Set by `insert` inside a transaction; read when that transaction ends.
     static PENDING: Cell<bool> = const { Cell::new(false) };
+    // Set when a transaction that wrote outbox rows commits; taken by `Db::run`, which wakes
+    // the relays of that database only.
+    static COMMITTED: Cell<bool> = const { Cell::new(false) };
 }
 
 pub(crate) fn begin_transaction() {
@@ -37,14 +37,13 @@ pub(crate) fn begin_transaction() {
 
 pub(crate) fn end_transaction(committed: bool) {
     if PENDING.with(|p| p.replace(false)) && committed {
-        WRITTEN.notify_waiters();
+        COMMITTED.with(|c| c.set(true));
     }
 }
 
-/// Woken after a transaction that wrote outbox rows commits, in this process. Create the
-/// future (and `enable` it) before looking for rows, then await it, so no commit is missed.
-pub fn written() -> &'static Notify {
-    &WRITTEN
+/// Whether outbox rows were committed on this thread since the last call.
+pub(crate) fn take_committed() -> bool {
+    COMMITTED.with(|c| c.replace(false))
 }
 
 /// An outbox row to write.
@@ -77,10 +76,8 @@ pub fn insert(conn: &mut DbConn, message: &NewMessage<'_>) -> QueryResult<()> {
             outbox::attempts.eq(0),
         ))
         .execute(conn)?;
-    if conn.backend() == Backend::Postgres {
-        // Delivered at commit to relays of other replicas; dropped on rollback.
-        diesel::sql_query(format!("NOTIFY {CHANNEL}")).execute(conn)?;
-    }
+    // On PostgreSQL a statement trigger (platform migration `outbox_notify`) notifies
+    // `CHANNEL` for the relays of other replicas; this process's relay is woken by `Db::run`.
     PENDING.with(|p| p.set(true));
     Ok(())
 }
@@ -171,25 +168,22 @@ pub fn mark_sent(
     if seqs.is_empty() {
         return Ok(0);
     }
-    crate::conn::transaction(conn, |conn| {
-        let mine = || {
-            outbox::table
-                .filter(outbox::seq.eq_any(seqs))
-                .filter(outbox::claimed_by.eq(relay))
-                .filter(outbox::sent_at.is_null())
-        };
-        diesel::update(mine().filter(outbox::sensitive.eq(1)))
-            .set(outbox::payload.eq(""))
-            .execute(conn)?;
-        diesel::update(mine())
-            .set((
-                outbox::sent_at.eq(Some(now)),
-                outbox::claimed_by.eq(None::<String>),
-                outbox::claim_expires.eq(None::<NaiveDateTime>),
-                outbox::last_error.eq(None::<String>),
-            ))
-            .execute(conn)
-    })
+    // One statement: the blanking and the marking cannot part.
+    let payload = diesel::dsl::sql::<Text>("CASE WHEN sensitive = 1 THEN '' ELSE payload END");
+    diesel::update(
+        outbox::table
+            .filter(outbox::seq.eq_any(seqs))
+            .filter(outbox::claimed_by.eq(relay))
+            .filter(outbox::sent_at.is_null()),
+    )
+    .set((
+        outbox::payload.eq(payload),
+        outbox::sent_at.eq(Some(now)),
+        outbox::claimed_by.eq(None::<String>),
+        outbox::claim_expires.eq(None::<NaiveDateTime>),
+        outbox::last_error.eq(None::<String>),
+    ))
+    .execute(conn)
 }
 
 /// Gives rows back after a failed publish, recording why, so the next claim retries them.

@@ -42,6 +42,8 @@ pub struct Db {
     options: PoolOptions,
     name: &'static str,
     url: Arc<str>,
+    // Woken when a transaction run through this pool commits outbox rows.
+    written: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Db {
@@ -83,6 +85,7 @@ impl Db {
             options,
             name,
             url: Arc::from(url),
+            written: Arc::new(Notify::new()),
         })
     }
 
@@ -112,6 +115,7 @@ impl Db {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
         let name = self.name;
+        let written = self.written.clone();
         let timeout = self
             .options
             .acquire_timeout
@@ -124,7 +128,12 @@ impl Db {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             metrics::histogram!("db_acquire_seconds", "db" => name)
                 .record(started.elapsed().as_secs_f64());
-            f(&mut conn)
+            crate::outbox::take_committed();
+            let result = f(&mut conn);
+            if crate::outbox::take_committed() {
+                written.notify_waiters();
+            }
+            result
         });
         match task.in_current_span().await {
             Ok(result) => result,
@@ -141,6 +150,13 @@ impl Db {
     {
         self.run(move |conn| crate::conn::transaction(conn, f))
             .await
+    }
+
+    /// Woken after a transaction run through this pool (any clone of it) commits outbox
+    /// rows. Create the future (and `enable` it) before looking for rows, then await it, so no
+    /// commit is missed. Other pools' commits do not wake it.
+    pub fn written(&self) -> &Notify {
+        &self.written
     }
 
     /// Checks that a connection can be had and answers a trivial query (readiness).

@@ -78,19 +78,21 @@ async fn ask_model(
     triage::read_model_answer(content, &llm.model)
 }
 
-/// Triages a new ticket of `product`.
-pub async fn triage(
+/// Triages a new ticket of `product` by its rules (or the shipped ones).
+pub fn by_rules(product: &ProductRow, title: &str, description: &str) -> Triage {
+    let (rules, version) = rules_of(product);
+    triage::classify(&rules, &version, title, description)
+}
+
+/// Triages a new ticket of `product` by the model, falling back to the rules.
+pub async fn by_model(
     http: &reqwest::Client,
-    llm: Option<&LlmConfig>,
+    llm: &LlmConfig,
     product: &ProductRow,
     title: &str,
     description: &str,
 ) -> Triage {
-    let (rules, version) = rules_of(product);
-    let by_rules = triage::classify(&rules, &version, title, description);
-    let Some(llm) = llm else {
-        return by_rules;
-    };
+    let by_rules = by_rules(product, title, description);
     match ask_model(http, llm, title, description).await {
         Ok(t) => {
             metrics::counter!("triage_total", "source" => "model").increment(1);

@@ -21,6 +21,7 @@ use super::products as product_routes;
 use super::search_text;
 use super::workflow::Edit;
 use crate::AppState;
+use crate::store::products::ProductRow;
 use crate::domain::fields::{self, Channel, Severity, TicketType};
 use crate::domain::sla::{self, Policy, Progress, SlaClock};
 use crate::domain::status::Status;
@@ -137,6 +138,17 @@ fn check_new(body: &NewTicket) -> Result<CheckedTicket, ApiError> {
     }
 }
 
+fn active(product: &ProductRow) -> Result<(), ApiError> {
+    if product.status == "active" {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "product_archived",
+            "the product is archived; tickets cannot be raised about it",
+        ))
+    }
+}
+
 /// Raise a ticket: triaged (rules or model), numbered per tenant, with its SLA clock started.
 #[utoipa::path(
     tag = "tickets",
@@ -158,51 +170,55 @@ async fn create_ticket(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let checked = check_new(&body)?;
-    let tenant = caller.tenant_id.clone();
-    let product_id = body.product_id.clone();
-    let product = state
-        .db
-        .run(move |conn| product_routes::load(conn, &tenant, &product_id))
-        .await?;
-    if product.status != "active" {
-        return Err(ApiError::conflict(
-            "product_archived",
-            "the product is archived; tickets cannot be raised about it",
-        ));
-    }
-    let mut triage = crate::triage::triage(
-        &state.http,
-        state.config.llm.as_ref(),
-        &product,
-        &checked.title,
-        &checked.description,
-    )
-    .await;
-    if let Some(t) = checked.ticket_type {
-        triage
-            .reasons
-            .push(format!("type set by the requester: {}", t.as_str()));
-    }
-    let severity = Severity::parse(&triage.severity).unwrap_or(Severity::DEFAULT);
-    let ticket_type = checked
-        .ticket_type
-        .map(|t| t.as_str().to_owned())
-        .unwrap_or_else(|| triage.ticket_type.clone());
-    let triage_json = serde_json::to_string(&triage).map_err(ApiError::internal)?;
+    // A model is asked before the transaction (it may take seconds); the rules run inside it,
+    // on the product row the transaction reads anyway.
+    let by_model = match state.config.llm.as_ref() {
+        Some(llm) => {
+            let tenant = caller.tenant_id.clone();
+            let product_id = body.product_id.clone();
+            let product = state
+                .db
+                .run(move |conn| product_routes::load(conn, &tenant, &product_id))
+                .await?;
+            active(&product)?;
+            Some(
+                crate::triage::by_model(
+                    &state.http,
+                    llm,
+                    &product,
+                    &checked.title,
+                    &checked.description,
+                )
+                .await,
+            )
+        }
+        None => None,
+    };
     let tenant = caller.tenant_id.clone();
     let actor = caller.actor();
     let origin = caller.origin(state.clock.now());
     let now = state.clock.now().naive_utc();
     let company_id = body.company_id.clone();
+    let product_id = body.product_id.clone();
     idempotency::once(&state, &caller, key, "POST /tickets", &body, move |conn| {
-        // Re-read in the transaction: the product may have been archived meanwhile.
-        let product = product_routes::load(conn, &tenant, &product.id)?;
-        if product.status != "active" {
-            return Err(ApiError::conflict(
-                "product_archived",
-                "the product is archived; tickets cannot be raised about it",
-            ));
+        // Read in the transaction: the product may have been archived meanwhile.
+        let product = product_routes::load(conn, &tenant, &product_id)?;
+        active(&product)?;
+        let mut triage = match &by_model {
+            Some(t) => t.clone(),
+            None => crate::triage::by_rules(&product, &checked.title, &checked.description),
+        };
+        if let Some(t) = checked.ticket_type {
+            triage
+                .reasons
+                .push(format!("type set by the requester: {}", t.as_str()));
         }
+        let severity = Severity::parse(&triage.severity).unwrap_or(Severity::DEFAULT);
+        let ticket_type = checked
+            .ticket_type
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_else(|| triage.ticket_type.clone());
+        let triage_json = serde_json::to_string(&triage).map_err(ApiError::internal)?;
         let company = match &company_id {
             Some(id) => Some(
                 company_store::find(conn, &tenant, id)?

@@ -143,64 +143,26 @@ struct Number {
 
 /// The tenant's next ticket number.
 ///
-/// On PostgreSQL each tenant has a sequence (`ticket_numbers_<hash of the tenant id>`, made on
-/// the tenant's first ticket, starting after its highest number): `nextval` takes no lock that
-/// lasts until commit, so creates commit in parallel; a create that rolls back leaves a gap.
-/// On SQLite (one writer at a time anyway) a counter row in the same transaction keeps the
-/// numbers without gaps.
+/// On PostgreSQL the `ticket_number` function (see its migration) takes it from the tenant's
+/// own sequence, made on the tenant's first ticket: `nextval` takes no lock that lasts until
+/// commit, so creates commit in parallel; a create that rolls back leaves a gap. On SQLite
+/// (one writer at a time anyway) a counter row in the same transaction keeps the numbers
+/// without gaps.
 pub fn next_number(conn: &mut DbConn, tenant_id: &str) -> QueryResult<i64> {
-    if conn.backend() == Backend::Postgres {
-        return next_from_sequence(conn, tenant_id);
-    }
-    let row: Number = diesel::sql_query(
-        "INSERT INTO ticket_counters (tenant_id, last_number) VALUES (?1, 1) \
-         ON CONFLICT (tenant_id) DO UPDATE SET last_number = ticket_counters.last_number + 1 \
-         RETURNING last_number",
-    )
-    .bind::<Text, _>(tenant_id)
-    .get_result(conn)?;
+    let sql = match conn.backend() {
+        Backend::Postgres => "SELECT ticket_number($1) AS last_number",
+        Backend::Sqlite => {
+            "INSERT INTO ticket_counters (tenant_id, last_number) VALUES (?1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET last_number = ticket_counters.last_number + 1 \
+             RETURNING last_number"
+        }
+    };
+    let row: Number = diesel::sql_query(sql)
+        .bind::<Text, _>(tenant_id)
+        .get_result(conn)?;
     // Keep the schema's table referenced so a rename is caught at compile time.
     let _ = ticket_counters::table;
     Ok(row.last_number)
-}
-
-fn sequence_name(tenant_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(tenant_id.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("ticket_numbers_{hex}")
-}
-
-fn next_from_sequence(conn: &mut DbConn, tenant_id: &str) -> QueryResult<i64> {
-    let name = sequence_name(tenant_id);
-    let nextval = |conn: &mut DbConn| {
-        diesel::sql_query(format!("SELECT nextval('{name}') AS last_number"))
-            .get_result::<Number>(conn)
-            .map(|n| n.last_number)
-    };
-    // In savepoints, so a missing sequence or a creation race does not abort the caller's
-    // transaction. (Not cached per process: the same tenant may live in several databases or
-    // schemas, as in the tests.)
-    let first = conn.transaction(|c| nextval(c));
-    let number = match first {
-        Ok(n) => n,
-        Err(diesel::result::Error::DatabaseError(_, _)) => {
-            let highest: Option<i64> = tickets::table
-                .filter(tickets::tenant_id.eq(tenant_id))
-                .select(diesel::dsl::max(tickets::number))
-                .first(conn)?;
-            let start = highest.unwrap_or(0) + 1;
-            let _ = conn.transaction(|c| {
-                diesel::sql_query(format!(
-                    "CREATE SEQUENCE IF NOT EXISTS {name} START WITH {start}"
-                ))
-                .execute(c)
-            });
-            nextval(conn)?
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(number)
 }
 
 pub fn insert(
@@ -215,7 +177,7 @@ pub fn insert(
     diesel::insert_into(ticket_sla::table)
         .values(sla)
         .execute(conn)?;
-    set_tags(conn, &row.tenant_id, &row.id, tags)
+    insert_tags(conn, &row.tenant_id, &row.id, tags)
 }
 
 /// Replaces a ticket's tags in the tag index.
@@ -227,16 +189,39 @@ pub fn set_tags(
 ) -> QueryResult<()> {
     diesel::delete(ticket_tags::table.filter(ticket_tags::ticket_id.eq(ticket_id)))
         .execute(conn)?;
-    for t in tags {
-        diesel::insert_into(ticket_tags::table)
-            .values((
-                ticket_tags::tenant_id.eq(tenant_id),
-                ticket_tags::tag.eq(t),
-                ticket_tags::ticket_id.eq(ticket_id),
-            ))
-            .execute(conn)?;
+    insert_tags(conn, tenant_id, ticket_id, tags)
+}
+
+// One statement for all of a ticket's tags on PostgreSQL.
+fn insert_tags(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    ticket_id: &str,
+    tags: &[String],
+) -> QueryResult<()> {
+    if tags.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let row = |t| {
+        (
+            ticket_tags::tenant_id.eq(tenant_id),
+            ticket_tags::tag.eq(t),
+            ticket_tags::ticket_id.eq(ticket_id),
+        )
+    };
+    match conn {
+        DbConn::Pg(c) => diesel::insert_into(ticket_tags::table)
+            .values(tags.iter().map(row).collect::<Vec<_>>())
+            .execute(c)
+            .map(drop),
+        // SQLite: one writer, no round trips; a statement per row costs nothing.
+        DbConn::Sqlite(_) => tags.iter().try_for_each(|t| {
+            diesel::insert_into(ticket_tags::table)
+                .values(row(t))
+                .execute(conn)
+                .map(drop)
+        }),
+    }
 }
 
 /// A live ticket by id or key.

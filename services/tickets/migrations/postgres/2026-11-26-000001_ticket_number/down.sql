@@ -1,0 +1,1 @@
+DROP FUNCTION ticket_number(TEXT);
