@@ -88,7 +88,7 @@ pgbench_row() { # connections
 }
 
 echo
-echo "Create: POST /api/v1/tickets (one commit: ticket, SLA clock, tag, history, ledger, outbox, counter), $DURATION per run"
+echo "Create: POST /api/v1/tickets (one commit: ticket, SLA clock, tag, history, ledger, outbox, number), $DURATION per run"
 printf '| %-44s | %5s | %9s | %9s | %9s | %7s |\n' "what" "conns" "per s" "p50" "p99" "non-2xx"
 printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "-------" "----------:" "----------:" "----------:" "--------:"
 for c in 8 32; do
@@ -134,3 +134,6 @@ wrk_row "requesterEmail=user42@customer42.test" 8 "" "$base?requesterEmail=user4
 wrk_row "sort=slaDue" 8 "" "$base?sort=slaDue"
 wrk_row "q=refund (full text)" 8 "" "$base?q=refund"
 wrk_row "q=checkout refund (full text, two words)" 8 "" "$base?q=checkout%20refund"
+wrk_row "q=refund&status=open" 8 "" "$base?q=refund&status=open"
+wrk_row "q=424242 (one ticket has the word)" 8 "" "$base?q=424242"
+wrk_row "q=nosuchword (no ticket has it)" 8 "" "$base?q=nosuchword"

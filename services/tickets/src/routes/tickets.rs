@@ -21,13 +21,13 @@ use super::products as product_routes;
 use super::search_text;
 use super::workflow::Edit;
 use crate::AppState;
-use crate::store::products::ProductRow;
 use crate::domain::fields::{self, Channel, Severity, TicketType};
 use crate::domain::sla::{self, Policy, Progress, SlaClock};
 use crate::domain::status::Status;
 use crate::idempotency::{self, Created, IdempotencyKey};
 use crate::store::companies as company_store;
 use crate::store::list_to_json;
+use crate::store::products::ProductRow;
 use crate::store::tickets::{
     self, AssigneeFilter, HistoryRow, LedgerRow, SlaRow, SortKey, TicketFilter, TicketRow,
 };
@@ -501,10 +501,11 @@ async fn list_tickets(
     } else {
         page.count_cap()
     };
+    let window = state.config.search_window;
     let list = state
         .db
         .run(move |conn| {
-            let (rows, counted) = tickets::list(
+            let listed = tickets::list(
                 conn,
                 &tenant,
                 &filter,
@@ -512,12 +513,17 @@ async fn list_tickets(
                 page.offset(),
                 page.limit_i64(),
                 cap,
+                window,
             )?;
-            Ok::<_, ApiError>(page.wrap_capped(
-                rows.into_iter().map(TicketView::summary).collect(),
-                counted,
+            let mut out = page.wrap_capped(
+                listed.rows.into_iter().map(TicketView::summary).collect(),
+                listed.counted,
                 cap,
-            ))
+            );
+            if listed.at_least {
+                out.pagination.total_is_lower_bound = true;
+            }
+            Ok::<_, ApiError>(out)
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))

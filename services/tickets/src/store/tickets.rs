@@ -335,8 +335,13 @@ fn filtered<'a>(
     if let Some(p) = &f.product_id {
         q = q.filter(tickets::product_id.eq(p));
     }
-    if !f.statuses.is_empty() {
-        q = q.filter(tickets::status.eq_any(&f.statuses));
+    // One status as `=`, not `= ANY(array)`: PostgreSQL (before 17) reads a btree in order
+    // only for an equality, so `status = 'open'` newest first is a walk down the status index
+    // while `= ANY('{open}')` walks every ticket newest first looking for open ones.
+    match f.statuses.as_slice() {
+        [] => {}
+        [one] => q = q.filter(tickets::status.eq(one)),
+        many => q = q.filter(tickets::status.eq_any(many)),
     }
     if let Some(r) = f.severity_rank {
         q = q.filter(tickets::severity_rank.eq(r));
@@ -382,17 +387,119 @@ fn filtered<'a>(
     q
 }
 
+/// A page of tickets and how many match.
+#[derive(Debug)]
+pub struct Listed {
+    pub rows: Vec<TicketRow>,
+    /// Matches counted, at most the cap the caller gave.
+    pub counted: i64,
+    /// Whether more may match than `counted` even though it is below the cap (a search
+    /// counted only among the newest tickets, see [`list`]).
+    pub at_least: bool,
+}
+
 /// One page of tickets and how many match, counted up to `count_cap` (a million matches
 /// would cost far more to count than the page does to find).
+///
+/// A text search on PostgreSQL first looks among the first `window` tickets of the list in
+/// its order (the filters other than `q` applied): when they hold the page, the page comes
+/// from them and the count is theirs (a lower bound when the list is longer). PostgreSQL
+/// cannot tell a word that matches one ticket from one that matches thousands (a word it has
+/// no statistics for is guessed at 0.5 %), so without this it walks the whole list in order
+/// looking for a rare word's matches. When the window does not hold the page the matches are
+/// sparse, and the page and count come from the text indexes (bitmap scans) and a sort of
+/// the few matches.
+#[allow(clippy::too_many_arguments)]
 pub fn list(
     conn: &mut DbConn,
     tenant_id: &str,
     filter: &TicketFilter,
-    (sort, descending): (SortKey, bool),
+    order: (SortKey, bool),
     offset: i64,
     limit: i64,
     count_cap: i64,
-) -> QueryResult<(Vec<TicketRow>, i64)> {
+    window: i64,
+) -> QueryResult<Listed> {
+    let backend = conn.backend();
+    if backend == Backend::Postgres
+        && let Some((text, internal)) = &filter.q
+    {
+        let base = TicketFilter {
+            q: None,
+            ..filter.clone()
+        };
+        let window = window.max(2 * (offset + limit));
+        // Every column, `search` too, for the condition outside the window.
+        let newest = || {
+            ordered(filtered(backend, tenant_id, &base), order)
+                .select(diesel::dsl::sql::<diesel::sql_types::Integer>("tickets.*"))
+                .limit(window)
+        };
+        let matching = || search::matching(backend, tenant_id, text, *internal);
+        if let Some(cond) = matching() {
+            let (seen, matched) =
+                search::WindowStats::new(newest(), cond).get_result::<(i64, i64)>(conn)?;
+            let whole_list = seen < window;
+            if whole_list || matched >= offset + limit {
+                let rows = match matching() {
+                    Some(cond) => {
+                        search::WindowPage::new(newest(), cond, order_sql(order), offset, limit)
+                            .load(conn)?
+                    }
+                    None => Vec::new(),
+                };
+                return Ok(Listed {
+                    rows,
+                    counted: matched.min(count_cap),
+                    at_least: !whole_list,
+                });
+            }
+            // Not in the window. A word PostgreSQL knows to be common (an old one, say) is
+            // left to its own plan; for the rest (likely rare) fetch the matches through the
+            // text indexes and sort them.
+            if !search::few_expected(conn, text)? {
+                return plain(conn, tenant_id, filter, order, offset, limit, count_cap);
+            }
+            return fleetdesk_store::transaction(conn, |conn| {
+                search::prefer_bitmaps(conn)?;
+                let sparse = TicketFilter {
+                    q: None,
+                    ..filter.clone()
+                };
+                let ids = search::comment_matches(conn, tenant_id, text, *internal)?;
+                let cond = || search::matching_sparse(tenant_id, text, *internal, &ids);
+                let total = CountRows::of(
+                    filtered(backend, tenant_id, &sparse)
+                        .filter(cond())
+                        .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                        .limit(count_cap),
+                )
+                .get_result::<i64>(conn)?;
+                let rows = ordered(filtered(backend, tenant_id, &sparse).filter(cond()), order)
+                    .offset(offset)
+                    .limit(limit)
+                    .load(conn)?;
+                Ok(Listed {
+                    rows,
+                    counted: total,
+                    at_least: false,
+                })
+            });
+        }
+    }
+    plain(conn, tenant_id, filter, order, offset, limit, count_cap)
+}
+
+/// The page and count as PostgreSQL (or SQLite) plans them.
+fn plain(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    filter: &TicketFilter,
+    order: (SortKey, bool),
+    offset: i64,
+    limit: i64,
+    count_cap: i64,
+) -> QueryResult<Listed> {
     let backend = conn.backend();
     let total = CountRows::of(
         filtered(backend, tenant_id, filter)
@@ -400,8 +507,23 @@ pub fn list(
             .limit(count_cap),
     )
     .get_result::<i64>(conn)?;
-    let mut q = filtered(backend, tenant_id, filter);
-    q = match (sort, descending) {
+    let rows = ordered(filtered(backend, tenant_id, filter), order)
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    Ok(Listed {
+        rows,
+        counted: total,
+        at_least: false,
+    })
+}
+
+/// `q` in the order asked for. [`order_sql`] says the same in SQL.
+fn ordered<'a>(
+    q: tickets::BoxedQuery<'a, MultiBackend>,
+    (sort, descending): (SortKey, bool),
+) -> tickets::BoxedQuery<'a, MultiBackend> {
+    match (sort, descending) {
         (SortKey::CreatedAt, false) => q.order((tickets::created_at.asc(), tickets::id.asc())),
         (SortKey::CreatedAt, true) => q.order((tickets::created_at.desc(), tickets::id.desc())),
         (SortKey::UpdatedAt, false) => q.order((tickets::updated_at.asc(), tickets::id.asc())),
@@ -428,9 +550,29 @@ pub fn list(
             tickets::sla_due_at.desc(),
             tickets::id.desc(),
         )),
-    };
-    let rows = q.offset(offset).limit(limit).load(conn)?;
-    Ok((rows, total))
+    }
+}
+
+/// The `ORDER BY` of [`ordered`], for a query over a subquery named `tickets`.
+fn order_sql((sort, descending): (SortKey, bool)) -> &'static str {
+    match (sort, descending) {
+        (SortKey::CreatedAt, false) => "tickets.created_at ASC, tickets.id ASC",
+        (SortKey::CreatedAt, true) => "tickets.created_at DESC, tickets.id DESC",
+        (SortKey::UpdatedAt, false) => "tickets.updated_at ASC, tickets.id ASC",
+        (SortKey::UpdatedAt, true) => "tickets.updated_at DESC, tickets.id DESC",
+        (SortKey::Severity, false) => {
+            "tickets.severity_rank ASC, tickets.created_at ASC, tickets.id ASC"
+        }
+        (SortKey::Severity, true) => {
+            "tickets.severity_rank DESC, tickets.created_at DESC, tickets.id DESC"
+        }
+        (SortKey::SlaDue, false) => {
+            "(tickets.sla_due_at IS NULL) ASC, tickets.sla_due_at ASC, tickets.id ASC"
+        }
+        (SortKey::SlaDue, true) => {
+            "(tickets.sla_due_at IS NULL) ASC, tickets.sla_due_at DESC, tickets.id DESC"
+        }
+    }
 }
 
 pub fn insert_comment(conn: &mut DbConn, row: &CommentRow) -> QueryResult<()> {

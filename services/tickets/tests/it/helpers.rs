@@ -106,6 +106,18 @@ pub async fn spawn() -> TestApp {
 }
 
 pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_configured(extra, |_| {}).await
+}
+
+/// A service whose text searches on PostgreSQL look through only `window` tickets first.
+pub async fn spawn_with_search_window(window: i64) -> TestApp {
+    spawn_configured(&[], |c| c.search_window = window).await
+}
+
+async fn spawn_configured(
+    extra: &[(&str, &str)],
+    adjust: impl FnOnce(&mut TicketsConfig),
+) -> TestApp {
     fleetdesk_testkit::install_crypto();
     let db = TestDb::create().expect("test database");
     let issuer = Issuer::start().await;
@@ -122,7 +134,8 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
     for (k, v) in extra {
         settings.set(k, *v);
     }
-    let config = TicketsConfig::from_settings(&settings, "/nonexistent").expect("config");
+    let mut config = TicketsConfig::from_settings(&settings, "/nonexistent").expect("config");
+    adjust(&mut config);
     let clock = Arc::new(ManualClock::default());
     let deps = Dependencies {
         clock: clock.clone(),

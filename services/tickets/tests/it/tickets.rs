@@ -339,6 +339,87 @@ async fn search_finds_words_in_titles_descriptions_and_comments_but_internal_not
 }
 
 #[tokio::test]
+async fn a_search_gives_the_same_pages_whether_found_among_the_newest_tickets_or_through_the_text_index()
+ {
+    // On PostgreSQL a search looks through the first `window` tickets of the list, then goes to
+    // the text indexes; small windows send the same questions down every path.
+    let apps = [
+        spawn_with_search_window(1).await,
+        spawn_with_search_window(3).await,
+        spawn_with_search_window(1000).await,
+    ];
+    for app in &apps {
+        let pid = product(app).await;
+        for i in 0..12 {
+            let words = match i {
+                0 => "common rare",
+                1..=5 => "common refund",
+                _ => "common",
+            };
+            let t = app
+                .raise(&pid, &format!("Ticket {i}"), &format!("about {words}"))
+                .await;
+            if i == 2 {
+                app.comment(
+                    t["id"].as_str().unwrap(),
+                    json!({"body": "the zebra again", "visibility": "public"}),
+                )
+                .await;
+            }
+            app.advance_minutes(1);
+        }
+    }
+    let numbers = |a: &fleetdesk_testkit::Answer| -> Vec<String> {
+        a.body["data"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a page: {}", a.text))
+            .iter()
+            .map(|t| t["key"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (query, total) in [
+        ("q=common", 12_i64),
+        ("q=common&sort=createdAt", 12),
+        ("q=refund", 5),
+        ("q=refund&sort=createdAt", 5),
+        ("q=rare", 1),
+        ("q=zebra", 1),
+        ("q=common%20refund&sort=-severity", 5),
+        ("q=nothing", 0),
+    ] {
+        for page in 1..=3_i64 {
+            let path = format!("/api/v1/tickets?{query}&limit=2&page={page}");
+            let mut answers = Vec::new();
+            for app in &apps {
+                answers.push(app.get(&path).await);
+            }
+            let expected = numbers(&answers[2]);
+            let shown = 2 * (page - 1) + expected.len() as i64;
+            assert_eq!(
+                expected.len(),
+                (total - 2 * (page - 1)).clamp(0, 2) as usize,
+                "{path}: {}",
+                answers[2].text
+            );
+            for answer in &answers {
+                assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+                assert_eq!(numbers(answer), expected, "{path}: {}", answer.text);
+                let counted = answer.body["pagination"]["total"].as_i64().unwrap();
+                if answer.body["pagination"]["totalIsLowerBound"] == json!(true) {
+                    assert!(
+                        counted >= shown && counted <= total,
+                        "{path}: a lower bound between what was shown and all: {}",
+                        answer.text
+                    );
+                } else {
+                    assert_eq!(counted, total, "{path}: {}", answer.text);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_ticket_is_edited_under_if_match_with_history_and_deleted_for_good() {
     let app = spawn().await;
     let pid = product(&app).await;
