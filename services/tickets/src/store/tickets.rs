@@ -406,9 +406,9 @@ pub struct Listed {
 /// from them and the count is theirs (a lower bound when the list is longer). PostgreSQL
 /// cannot tell a word that matches one ticket from one that matches thousands (a word it has
 /// no statistics for is guessed at 0.5 %), so without this it walks the whole list in order
-/// looking for a rare word's matches. When the window does not hold the page the matches are
-/// sparse, and the page and count come from the text indexes (bitmap scans) and a sort of
-/// the few matches.
+/// looking for a rare word's matches. When the window does not hold the page, a word
+/// PostgreSQL expects to match few tickets is found through the text indexes (bitmap scans)
+/// and its matches sorted; one it knows to be common is left to its own plan.
 #[allow(clippy::too_many_arguments)]
 pub fn list(
     conn: &mut DbConn,
@@ -454,28 +454,23 @@ pub fn list(
                     at_least: !whole_list,
                 });
             }
-            // Not in the window. A word PostgreSQL knows to be common (an old one, say) is
-            // left to its own plan; for the rest (likely rare) fetch the matches through the
-            // text indexes and sort them.
+            // Not in the window: a word PostgreSQL knows to be common (an old one, say) is
+            // left to its own plan.
             if !search::few_expected(conn, text)? {
                 return plain(conn, tenant_id, filter, order, offset, limit, count_cap);
             }
             return fleetdesk_store::transaction(conn, |conn| {
                 search::prefer_bitmaps(conn)?;
-                let sparse = TicketFilter {
-                    q: None,
-                    ..filter.clone()
-                };
                 let ids = search::comment_matches(conn, tenant_id, text, *internal)?;
                 let cond = || search::matching_sparse(tenant_id, text, *internal, &ids);
                 let total = CountRows::of(
-                    filtered(backend, tenant_id, &sparse)
+                    filtered(backend, tenant_id, &base)
                         .filter(cond())
                         .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
                         .limit(count_cap),
                 )
                 .get_result::<i64>(conn)?;
-                let rows = ordered(filtered(backend, tenant_id, &sparse).filter(cond()), order)
+                let rows = ordered(filtered(backend, tenant_id, &base).filter(cond()), order)
                     .offset(offset)
                     .limit(limit)
                     .load(conn)?;
