@@ -462,23 +462,11 @@ pub fn list(
             return fleetdesk_store::transaction(conn, |conn| {
                 search::prefer_bitmaps(conn)?;
                 let ids = search::comment_matches(conn, tenant_id, text, *internal)?;
-                let cond = || search::matching_sparse(tenant_id, text, *internal, &ids);
-                let total = CountRows::of(
+                let query = || {
                     filtered(backend, tenant_id, &base)
-                        .filter(cond())
-                        .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
-                        .limit(count_cap),
-                )
-                .get_result::<i64>(conn)?;
-                let rows = ordered(filtered(backend, tenant_id, &base).filter(cond()), order)
-                    .offset(offset)
-                    .limit(limit)
-                    .load(conn)?;
-                Ok(Listed {
-                    rows,
-                    counted: total,
-                    at_least: false,
-                })
+                        .filter(search::matching_sparse(tenant_id, text, *internal, &ids))
+                };
+                page_and_count(conn, query, order, offset, limit, count_cap)
             });
         }
     }
@@ -496,19 +484,32 @@ fn plain(
     count_cap: i64,
 ) -> QueryResult<Listed> {
     let backend = conn.backend();
-    let total = CountRows::of(
-        filtered(backend, tenant_id, filter)
+    let query = || filtered(backend, tenant_id, filter);
+    page_and_count(conn, query, order, offset, limit, count_cap)
+}
+
+/// A page of `query` in `order` and its rows counted up to `count_cap`.
+fn page_and_count<'a>(
+    conn: &mut DbConn,
+    query: impl Fn() -> tickets::BoxedQuery<'a, MultiBackend>,
+    order: (SortKey, bool),
+    offset: i64,
+    limit: i64,
+    count_cap: i64,
+) -> QueryResult<Listed> {
+    let counted = CountRows::of(
+        query()
             .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
             .limit(count_cap),
     )
     .get_result::<i64>(conn)?;
-    let rows = ordered(filtered(backend, tenant_id, filter), order)
+    let rows = ordered(query(), order)
         .offset(offset)
         .limit(limit)
         .load(conn)?;
     Ok(Listed {
         rows,
-        counted: total,
+        counted,
         at_least: false,
     })
 }
