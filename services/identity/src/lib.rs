@@ -200,7 +200,6 @@ pub struct Background {
 
 /// Starts publishing the outbox and consuming events for the audit log.
 pub async fn start_events(state: &AppState) -> anyhow::Result<(RelayHandle, SubscriptionHandle)> {
-    let relay = Relay::new(SERVICE, state.db.clone(), state.bus.clone()).spawn();
     let consumer = Consumer::new(audit::CONSUMER, state.db.clone(), audit::record);
     let subscription = audit::subscription(&state.config.bus.queue_prefix);
     let handle = state
@@ -208,6 +207,9 @@ pub async fn start_events(state: &AppState) -> anyhow::Result<(RelayHandle, Subs
         .subscribe(subscription, consumer)
         .await
         .map_err(|e| anyhow::anyhow!("cannot subscribe to events: {e}"))?;
+    // The relay starts after the queue is bound: on a fresh broker, events it published
+    // before would route nowhere and be lost (the first admin's, say).
+    let relay = Relay::new(SERVICE, state.db.clone(), state.bus.clone()).spawn();
     Ok((relay, handle))
 }
 
