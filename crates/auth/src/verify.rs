@@ -1,7 +1,7 @@
 //! Verifying access tokens: EdDSA only, issuer and audience pinned, keys by `kid`.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -35,12 +35,22 @@ pub enum TokenError {
     WrongAudience,
 }
 
+/// How many verified tokens a [`Verifier`] remembers.
+const REMEMBERED: usize = 10_000;
+
 /// Verifies Fleetdesk access tokens against a set of public keys.
 ///
 /// The key set is replaceable at run time (a JWKS refresh, or identity adding a key).
+///
+/// Tokens that verified are remembered, with their claims, until they expire or the keys are
+/// replaced or added to (every JWKS fetch), so a key that is gone takes its tokens with it: a
+/// client sends the same token with every request for its lifetime, and checking an Ed25519
+/// signature was about a tenth of a service's CPU per list request. A remembered token is the
+/// same bytes as one whose signature verified, so only its times are checked again.
 pub struct Verifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     validation: Validation,
+    verified: Mutex<HashMap<String, Claims>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -61,6 +71,15 @@ impl Verifier {
         Self {
             keys: RwLock::new(HashMap::new()),
             validation,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets the tokens verified so far: a key that is gone must not keep its tokens
+    /// working.
+    fn forget_verified(&self) {
+        if let Ok(mut v) = self.verified.lock() {
+            v.clear();
         }
     }
 
@@ -70,6 +89,7 @@ impl Verifier {
         if let Ok(mut keys) = self.keys.write() {
             *keys = fresh;
         }
+        self.forget_verified();
     }
 
     /// Adds or replaces one key.
@@ -77,6 +97,7 @@ impl Verifier {
         if let (Some((kid, key)), Ok(mut keys)) = (decoding_key(jwk), self.keys.write()) {
             keys.insert(kid, key);
         }
+        self.forget_verified();
     }
 
     /// Whether a key with this id is known.
@@ -89,6 +110,29 @@ impl Verifier {
 
     /// Checks the token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let now = chrono::Utc::now().timestamp();
+        let known = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|v| v.get(token).cloned());
+        if let Some(claims) = known {
+            return in_time(&claims, now).map(|()| claims);
+        }
+        let claims = self.verify_signature(token)?;
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() >= REMEMBERED {
+                v.retain(|_, c| in_time(c, now).is_ok());
+                if v.len() >= REMEMBERED {
+                    v.clear();
+                }
+            }
+            v.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             // `alg: none` and unknown algorithms fail while parsing the header.
             ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
@@ -111,6 +155,18 @@ impl Verifier {
                 ErrorKind::InvalidAlgorithm => TokenError::Algorithm,
                 _ => TokenError::Invalid,
             })
+    }
+}
+
+/// `exp` and `nbf` against `now`, with the leeway `jsonwebtoken` applies.
+fn in_time(claims: &Claims, now: i64) -> Result<(), TokenError> {
+    let leeway = LEEWAY_SECONDS as i64;
+    if claims.exp < now - leeway {
+        Err(TokenError::Expired)
+    } else if claims.nbf > now + leeway {
+        Err(TokenError::NotYetValid)
+    } else {
+        Ok(())
     }
 }
 
@@ -168,6 +224,30 @@ mod tests {
     fn claims_of(token: &str) -> Claims {
         let body = token.split('.').nth(1).unwrap();
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_goes_with_its_key() {
+        let key = SigningKey::generate().unwrap();
+        let v = verifier_for(&key);
+        let token = key.sign(&claims(60)).unwrap();
+        assert!(v.verify(&token).is_ok());
+        assert!(v.verified.lock().unwrap().contains_key(&token));
+        assert!(v.verify(&token).is_ok(), "from memory");
+        let c = claims_of(&token);
+        let leeway = LEEWAY_SECONDS as i64;
+        assert_eq!(in_time(&c, c.exp + leeway), Ok(()));
+        assert_eq!(in_time(&c, c.exp + leeway + 1), Err(TokenError::Expired));
+        assert_eq!(
+            in_time(&c, c.nbf - leeway - 1),
+            Err(TokenError::NotYetValid)
+        );
+        // The key set changes without the key: its tokens stop working at once.
+        let other = SigningKey::generate().unwrap();
+        v.replace_keys(&JwkSet {
+            keys: vec![other.public_jwk().clone()],
+        });
+        assert_eq!(v.verify(&token), Err(TokenError::UnknownKey));
     }
 
     #[test]

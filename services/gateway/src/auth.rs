@@ -9,14 +9,11 @@ use fleetdesk_auth::{Claims, RemoteKeys, TokenError};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::sharded::Sharded;
-
-/// Identity's signing keys ([`RemoteKeys`]) and the tokens already verified with them.
+/// Identity's signing keys ([`RemoteKeys`]). Its verifier remembers the tokens it verified
+/// until they expire or the keys change: a signature check costs more than the rest of
+/// forwarding.
 pub struct Keys {
     remote: RemoteKeys,
-    // Tokens already verified, until they expire: a signature check costs more than the
-    // rest of forwarding, and a token's content cannot change.
-    verified: Sharded<Verified>,
 }
 
 impl Keys {
@@ -30,7 +27,6 @@ impl Keys {
     ) -> Self {
         Self {
             remote: RemoteKeys::new(client, jwks_url.as_str(), issuer, audience, min_refresh),
-            verified: Sharded::default(),
         }
     }
 
@@ -44,30 +40,11 @@ impl Keys {
     /// Verifies a token (or finds it verified before and unexpired) and returns who it is
     /// for.
     pub async fn check(&self, token: &str) -> Result<Verified, TokenError> {
-        let now = chrono::Utc::now().timestamp();
-        if let Some(map) = self.verified.shard(token)
-            && let Some(v) = map.get(token)
-            && v.expires_at > now
-        {
-            return Ok(v.clone());
-        }
         let claims = self.verify(token).await?;
-        let v = Verified {
+        Ok(Verified {
             subject: claims.sub,
             tenant: claims.tid,
-            expires_at: claims.exp,
-        };
-        if let Some(mut map) = self.verified.shard(token) {
-            let cap = Sharded::<Verified>::capacity(CACHE_MAX);
-            if map.len() >= cap {
-                map.retain(|_, c| c.expires_at > now);
-                if map.len() >= cap {
-                    map.clear();
-                }
-            }
-            map.insert(token.to_owned(), v.clone());
-        }
-        Ok(v)
+        })
     }
 
     /// Verifies a token, refreshing the keys once if it names a key not known yet.
@@ -83,8 +60,6 @@ pub struct Verified {
     pub subject: String,
     /// `tid`.
     pub tenant: String,
-    /// `exp`, seconds since the epoch.
-    pub expires_at: i64,
 }
 
 struct Cached {
