@@ -116,6 +116,24 @@ where
     result
 }
 
+/// Runs `f` in a read-only transaction that sees one snapshot of the database, so several
+/// reads agree (a count, and the rows it counted): `REPEATABLE READ, READ ONLY` on
+/// PostgreSQL, where each statement would otherwise see the latest commits; a deferred
+/// transaction on SQLite, whose first read fixes what the rest see (WAL).
+pub fn snapshot<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    let backend = conn.backend();
+    conn.transaction(|conn| {
+        if backend == Backend::Postgres {
+            conn.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        }
+        f(conn)
+    })
+}
+
 /// Rolls an open SQLite transaction back unless it was committed, also on panic, so the
 /// pooled connection is never returned mid-transaction.
 struct RollbackGuard<'a> {

@@ -2,9 +2,9 @@
 //! further than its limit, in one row. Loading the capped rows to count them instead costs a
 //! row sent, parsed and dropped per match (a thousand per list page).
 
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::QueryResult;
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::BigInt;
-use diesel::{QueryResult, RunQueryDsl};
 
 use crate::conn::MultiBackend;
 
@@ -19,16 +19,26 @@ impl<Q> CountRows<Q> {
     }
 }
 
-impl<Q> Query for CountRows<Q> {
-    type SqlType = BigInt;
+/// Makes `$name<Q>`, a hand-written query whose SQL comes from its own `QueryFragment` impl,
+/// runnable: diesel's `Query` with the given row type, `QueryId` (not cached by type: its SQL
+/// depends on the wrapped query) and `RunQueryDsl`.
+#[macro_export]
+macro_rules! query_wrapper {
+    ($name:ident => $sql_type:ty) => {
+        impl<Q> $crate::diesel::query_builder::Query for $name<Q> {
+            type SqlType = $sql_type;
+        }
+
+        impl<Q> $crate::diesel::query_builder::QueryId for $name<Q> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl<Q, C> $crate::diesel::RunQueryDsl<C> for $name<Q> {}
+    };
 }
 
-impl<Q> QueryId for CountRows<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q, C> RunQueryDsl<C> for CountRows<Q> {}
+query_wrapper!(CountRows => BigInt);
 
 impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for CountRows<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {

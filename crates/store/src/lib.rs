@@ -17,7 +17,7 @@ pub mod processed;
 pub mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use conn::{Backend, DbConn, MultiBackend, transaction};
+pub use conn::{Backend, DbConn, MultiBackend, snapshot, transaction};
 pub use count::CountRows;
 pub use error::StoreError;
 pub use migrate::{Migrations, ensure_database};
