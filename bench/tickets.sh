@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tickets on PostgreSQL: create throughput and latency at 8 and 32 connections beside pgbench
 # doing single-row inserts into a table shaped like `tickets` (same columns and indexes) on
-# the same server, then list and search p99 with one million tickets in the tenant.
+# the same server, then list and search p99 with one million tickets in the tenant, and the
+# time of the statistics over them.
 #   bash bench/tickets.sh        (needs wrk and pgbench: apt-get install wrk postgresql-client)
 # PG_URL (default postgres://postgres@127.0.0.1:5432) names the server; the script makes and
 # drops its own databases. Release build of the one binary (identity, tickets, gateway), with
@@ -56,7 +57,7 @@ wrk.body = '{"productId":"$product","title":"Export crashes on large files","des
 LUA
 
 tickets_db="$PG_URL/${prefix}_tickets"
-psql -q "$tickets_db" <<SQL
+psql -q -v ON_ERROR_STOP=1 "$tickets_db" <<SQL
 CREATE TABLE pgbench_tickets (LIKE tickets INCLUDING ALL);
 CREATE SEQUENCE pgbench_numbers;
 SQL
@@ -98,7 +99,7 @@ done
 
 echo
 echo "Loading $ROWS tickets into the tenant ..."
-psql -q "$tickets_db" <<SQL
+psql -q -v ON_ERROR_STOP=1 "$tickets_db" <<SQL
 INSERT INTO tickets (id, tenant_id, number, key, product_id, title, description, requester_name,
   requester_email, company_id, channel, ticket_type, tags, status, severity_rank, assignee_id,
   triage, severity_overridden, escalation_level, escalated_to, comments_count, first_response_at,
@@ -110,12 +111,17 @@ SELECT gen_random_uuid()::text, '$tenant', 10000000 + g, 'PAY-' || (10000000 + g
   (ARRAY['web','email','api','chat','phone'])[1 + g % 5],
   (ARRAY['bug','incident','question','feature_request','task'])[1 + (g / 5) % 5], '[]',
   (ARRAY['new','open','in_progress','pending','on_hold','resolved','closed'])[1 + g % 7], g % 5, NULL,
-  '{}', 0, 0, NULL, 0, NULL, NULL, NULL,
+  '{}', 0, 0, NULL, 0,
+  -- answered unless new, within a day; resolved or closed within a week
+  CASE WHEN g % 7 > 0 THEN now() - ($ROWS - g) * interval '1 second' + (g::bigint * 7919 % 86400) * interval '1 second' END,
+  CASE WHEN g % 7 > 4 THEN now() - ($ROWS - g) * interval '1 second' + (g::bigint * 104729 % 604800) * interval '1 second' END, NULL,
   CASE WHEN g % 7 < 3 THEN now() + (g % 1000) * interval '1 minute' END, 'bench', NULL, NULL, 1,
   now() - ($ROWS - g) * interval '1 second', now() - ($ROWS - g) * interval '1 second'
 FROM generate_series(1, $ROWS) g;
-INSERT INTO ticket_sla (ticket_id, tenant_id, running_since, elapsed_seconds, paused_since, paused_seconds)
-SELECT id, tenant_id, NULL, 0, NULL, 0 FROM tickets WHERE created_by = 'bench';
+INSERT INTO ticket_sla (ticket_id, tenant_id, running_since, elapsed_seconds, paused_since, paused_seconds,
+  first_response_seconds, resolution_seconds)
+SELECT id, tenant_id, NULL, 0, NULL, 0, EXTRACT(EPOCH FROM first_response_at - created_at)::bigint,
+  EXTRACT(EPOCH FROM resolved_at - created_at)::bigint FROM tickets WHERE created_by = 'bench';
 -- A million tickets in production have been vacuumed by autovacuum long since; a freshly
 -- bulk-loaded table has no visibility map yet, so index-only scans would visit the heap.
 VACUUM ANALYZE;
@@ -137,3 +143,14 @@ wrk_row "q=checkout refund (full text, two words)" 8 "" "$base?q=checkout%20refu
 wrk_row "q=refund&status=open" 8 "" "$base?q=refund&status=open"
 wrk_row "q=424242 (one ticket has the word)" 8 "" "$base?q=424242"
 wrk_row "q=nosuchword (no ticket has it)" 8 "" "$base?q=nosuchword"
+
+echo
+echo "Statistics, one request at a time, three times each (seconds, fastest first)"
+stats_row() {
+  local times
+  times=$(for _ in 1 2 3; do curl -fs -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $token" "$2"; done | sort -n | tr '\n' ' ')
+  printf '| %-44s | %s|\n' "$1" "$times"
+}
+stats_row "stats: all $total tickets" "$base/stats"
+stats_row "stats: from a day ago" "$base/stats?from=$(date -u -d '1 day ago' +%FT%TZ)"
+stats_row "stats: productId, from a day ago" "$base/stats?productId=$product&from=$(date -u -d '1 day ago' +%FT%TZ)"

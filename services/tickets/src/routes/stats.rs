@@ -14,7 +14,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::AppState;
 use crate::domain::fields::Severity;
-use crate::store::tickets::{self, StatsRow};
+use crate::store::tickets::{self, StatsGroup, StatsScope};
 
 pub(super) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(ticket_stats);
@@ -71,34 +71,28 @@ pub struct TicketStats {
     pub triage_override_rate: Option<f64>,
 }
 
-fn median(mut v: Vec<i64>) -> Durations {
-    v.sort_unstable();
-    let count = v.len();
-    let median_seconds = match count {
-        0 => None,
-        n if n % 2 == 1 => Some(v[n / 2]),
-        n => Some((v[n / 2 - 1] + v[n / 2]) / 2),
-    };
+fn durations(count: i64, median_seconds: Option<i64>) -> Durations {
     Durations {
-        count,
+        count: usize::try_from(count).unwrap_or_default(),
         median_seconds,
     }
 }
 
-fn seconds(from: NaiveDateTime, to: Option<NaiveDateTime>) -> Option<i64> {
-    to.map(|t| (t - from).num_seconds().max(0))
-}
-
-/// Folds ticket rows into the figures.
-pub fn compute(rows: &[StatsRow]) -> TicketStats {
+/// Adds the groups' counts up into the figures; the medians come from the store.
+pub fn compute(
+    groups: &[StatsGroup],
+    first_response_median: Option<i64>,
+    resolution_median: Option<i64>,
+) -> TicketStats {
+    let n = |v: i64| usize::try_from(v).unwrap_or_default();
     let mut s = TicketStats {
-        total: rows.len(),
+        total: 0,
         by_status: BTreeMap::new(),
         by_severity: BTreeMap::new(),
         by_type: BTreeMap::new(),
         by_channel: BTreeMap::new(),
-        first_response: median(Vec::new()),
-        resolution: median(Vec::new()),
+        first_response: durations(0, None),
+        resolution: durations(0, None),
         sla_compliance: Compliance {
             decided: 0,
             breached: 0,
@@ -106,27 +100,24 @@ pub fn compute(rows: &[StatsRow]) -> TicketStats {
         },
         triage_override_rate: None,
     };
-    let (mut fr, mut res) = (Vec::new(), Vec::new());
-    let mut overridden = 0usize;
-    for (status, rank, typ, channel, over, created, first, resolved, fr_breach, res_breach) in rows
-    {
-        *s.by_status.entry(status.clone()).or_default() += 1;
+    let (mut responded, mut resolved, mut overridden) = (0, 0, 0);
+    for g in groups {
+        let count = n(g.tickets);
+        s.total += count;
+        *s.by_status.entry(g.status.clone()).or_default() += count;
         *s.by_severity
-            .entry(Severity::from_rank(*rank).to_string())
-            .or_default() += 1;
-        *s.by_type.entry(typ.clone()).or_default() += 1;
-        *s.by_channel.entry(channel.clone()).or_default() += 1;
-        overridden += usize::from(*over != 0);
-        fr.extend(seconds(*created, *first));
-        res.extend(seconds(*created, *resolved));
-        let breached = fr_breach.is_some() || res_breach.is_some();
-        if breached || resolved.is_some() {
-            s.sla_compliance.decided += 1;
-            s.sla_compliance.breached += usize::from(breached);
-        }
+            .entry(Severity::from_rank(g.severity_rank).to_string())
+            .or_default() += count;
+        *s.by_type.entry(g.ticket_type.clone()).or_default() += count;
+        *s.by_channel.entry(g.channel.clone()).or_default() += count;
+        overridden += n(g.overridden);
+        responded += g.responded;
+        resolved += g.resolved;
+        s.sla_compliance.decided += n(g.decided);
+        s.sla_compliance.breached += n(g.breached);
     }
-    s.first_response = median(fr);
-    s.resolution = median(res);
+    s.first_response = durations(responded, first_response_median);
+    s.resolution = durations(resolved, resolution_median);
     let c = &mut s.sla_compliance;
     c.rate = (c.decided > 0).then(|| (c.decided - c.breached) as f64 / c.decided as f64);
     s.triage_override_rate = (s.total > 0).then(|| overridden as f64 / s.total as f64);
@@ -161,71 +152,85 @@ async fn ticket_stats(
         e.push("to", "must be after from");
     }
     e.finish()?;
-    let tenant = caller.tenant_id.clone();
-    let rows = state
+    let scope = StatsScope {
+        tenant_id: caller.tenant_id.clone(),
+        product_id: q.product_id,
+        from,
+        to,
+    };
+    // Counts in SQL, grouped; then each median from the middle of its sorted times, all in
+    // one snapshot so the medians' positions match the counts.
+    let stats = state
         .db
         .run(move |conn| {
-            tickets::for_stats(conn, &tenant, q.product_id.as_deref(), from, to)
-                .map_err(ApiError::from)
+            fleetdesk_store::snapshot(conn, |conn| {
+                tickets::prepare_for_stats(conn)?;
+                let groups = tickets::stats_groups(conn, &scope)?;
+                let responded = groups.iter().map(|g| g.responded).sum();
+                let resolved = groups.iter().map(|g| g.resolved).sum();
+                let first = tickets::median_seconds(conn, &scope, false, responded)?;
+                let resolution = tickets::median_seconds(conn, &scope, true, resolved)?;
+                Ok::<_, diesel::result::Error>(compute(&groups, first, resolution))
+            })
+            .map_err(ApiError::from)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(compute(&rows)))
+    Ok(HttpResponse::Ok().json(stats))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::NaiveDate;
 
-    fn at(min: i64) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(2026, 11, 23)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap()
-            + chrono::Duration::minutes(min)
+    fn group(status: &str, rank: i32, tickets: i64) -> StatsGroup {
+        StatsGroup {
+            status: status.into(),
+            severity_rank: rank,
+            ticket_type: "bug".into(),
+            channel: "web".into(),
+            tickets,
+            overridden: 0,
+            responded: 0,
+            resolved: 0,
+            decided: 0,
+            breached: 0,
+        }
     }
 
     #[test]
     fn figures_add_up() {
-        let row = |status: &str,
-                   over,
-                   first: Option<i64>,
-                   resolved: Option<i64>,
-                   breach: bool|
-         -> StatsRow {
-            (
-                status.into(),
-                2,
-                "bug".into(),
-                "web".into(),
-                over,
-                at(0),
-                first.map(at),
-                resolved.map(at),
-                breach.then(|| at(60)),
-                None,
-            )
+        let resolved = StatsGroup {
+            overridden: 1,
+            responded: 2,
+            resolved: 2,
+            decided: 3,
+            breached: 2,
+            ..group("resolved", 2, 2)
         };
-        let s = compute(&[
-            row("resolved", 0, Some(10), Some(100), false),
-            row("resolved", 1, Some(30), Some(200), true),
-            row("open", 0, None, None, true),
-            row("new", 0, None, None, false),
-        ]);
+        let s = compute(
+            &[resolved, group("open", 2, 1), group("new", 0, 1)],
+            Some(1200),
+            Some(9000),
+        );
         assert_eq!(s.total, 4);
         assert_eq!(s.by_status["resolved"], 2);
-        assert_eq!(s.by_severity["P2"], 4);
+        assert_eq!(s.by_severity["P2"], 3);
+        assert_eq!(s.by_severity["P0"], 1);
+        assert_eq!(s.by_type["bug"], 4);
         assert_eq!(
             s.first_response,
             Durations {
                 count: 2,
-                median_seconds: Some(20 * 60)
+                median_seconds: Some(1200)
             }
         );
-        assert_eq!(s.resolution.median_seconds, Some(150 * 60));
+        assert_eq!(s.resolution.count, 2);
         assert_eq!(s.sla_compliance.decided, 3);
         assert_eq!(s.sla_compliance.breached, 2);
+        assert_eq!(s.sla_compliance.rate, Some(1.0 / 3.0));
         assert_eq!(s.triage_override_rate, Some(0.25));
-        assert_eq!(compute(&[]).triage_override_rate, None);
+        let none = compute(&[], None, None);
+        assert_eq!((none.total, none.triage_override_rate), (0, None));
+        assert_eq!(none.sla_compliance.rate, None);
     }
 }

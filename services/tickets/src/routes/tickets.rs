@@ -284,6 +284,8 @@ async fn create_ticket(
             resolution_due_at: dues.resolution,
             first_response_breached_at: None,
             resolution_breached_at: None,
+            first_response_seconds: None,
+            resolution_seconds: None,
         };
         tickets::insert(conn, &row, &sla_row, &checked.tags)?;
         tickets::insert_ledger(

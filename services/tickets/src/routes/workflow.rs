@@ -330,6 +330,8 @@ impl Edit {
         self.sla.paused_since = self.clock.paused_since;
         self.sla.paused_seconds = self.clock.paused_seconds;
         let t = &self.ticket;
+        self.sla.first_response_seconds = tickets::seconds_since(t.created_at, t.first_response_at);
+        self.sla.resolution_seconds = tickets::seconds_since(t.created_at, t.resolved_at);
         let changes = TicketChanges {
             title: Some(t.title.clone()),
             description: Some(t.description.clone()),

@@ -100,6 +100,8 @@ diesel::table! {
         resolution_due_at -> Nullable<Timestamp>,
         first_response_breached_at -> Nullable<Timestamp>,
         resolution_breached_at -> Nullable<Timestamp>,
+        first_response_seconds -> Nullable<BigInt>,
+        resolution_seconds -> Nullable<BigInt>,
     }
 }
 

@@ -6,7 +6,7 @@ use diesel::connection::SimpleConnection;
 use diesel::dsl::sql;
 use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::{BigInt, Bool, Text};
 use fleetdesk_store::{Backend, DbConn, MultiBackend};
 
@@ -164,16 +164,7 @@ impl<Q> WindowStats<Q> {
     }
 }
 
-impl<Q> Query for WindowStats<Q> {
-    type SqlType = (BigInt, BigInt);
-}
-
-impl<Q> QueryId for WindowStats<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q, C> RunQueryDsl<C> for WindowStats<Q> {}
+fleetdesk_store::query_wrapper!(WindowStats => (BigInt, BigInt));
 
 impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for WindowStats<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {
@@ -210,16 +201,7 @@ impl<Q> WindowPage<Q> {
     }
 }
 
-impl<Q> Query for WindowPage<Q> {
-    type SqlType = tickets::SqlType;
-}
-
-impl<Q> QueryId for WindowPage<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q, C> RunQueryDsl<C> for WindowPage<Q> {}
+fleetdesk_store::query_wrapper!(WindowPage => tickets::SqlType);
 
 impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for WindowPage<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {

@@ -50,6 +50,12 @@ pub struct TicketRow {
     pub updated_at: NaiveDateTime,
 }
 
+/// Whole seconds from `from` to `to`, none when `to` is none and never negative: how long a
+/// ticket waited, kept with it for the statistics' medians.
+pub fn seconds_since(from: NaiveDateTime, to: Option<NaiveDateTime>) -> Option<i64> {
+    to.map(|t| (t - from).num_seconds().max(0))
+}
+
 /// What a change may set; `None` leaves a field.
 #[derive(Debug, Default, Clone, AsChangeset)]
 #[diesel(table_name = tickets)]
@@ -88,6 +94,11 @@ pub struct SlaRow {
     pub resolution_due_at: Option<NaiveDateTime>,
     pub first_response_breached_at: Option<NaiveDateTime>,
     pub resolution_breached_at: Option<NaiveDateTime>,
+    /// Whole seconds from the ticket's creation to its first public agent reply (see
+    /// [`seconds_since`]): kept for the statistics' medians.
+    pub first_response_seconds: Option<i64>,
+    /// Whole seconds from the ticket's creation to its resolution.
+    pub resolution_seconds: Option<i64>,
 }
 
 /// A comment or internal note.
@@ -670,54 +681,139 @@ pub fn find_any(conn: &mut DbConn, id: &str) -> QueryResult<Option<TicketRow>> {
         .optional()
 }
 
-/// Rows for statistics: everything a figure needs, for the live tickets of a tenant in a
-/// period, optionally of one product.
-pub fn for_stats(
-    conn: &mut DbConn,
-    tenant_id: &str,
-    product_id: Option<&str>,
-    from: Option<NaiveDateTime>,
-    to: Option<NaiveDateTime>,
-) -> QueryResult<Vec<StatsRow>> {
-    let mut q = tickets::table
-        .inner_join(ticket_sla::table)
-        .filter(tickets::tenant_id.eq(tenant_id))
-        .filter(tickets::deleted_at.is_null())
-        .into_boxed();
-    if let Some(p) = product_id {
-        q = q.filter(tickets::product_id.eq(p));
-    }
-    if let Some(f) = from {
-        q = q.filter(tickets::created_at.ge(f));
-    }
-    if let Some(t) = to {
-        q = q.filter(tickets::created_at.lt(t));
-    }
-    q.select((
-        tickets::status,
-        tickets::severity_rank,
-        tickets::ticket_type,
-        tickets::channel,
-        tickets::severity_overridden,
-        tickets::created_at,
-        tickets::first_response_at,
-        tickets::resolved_at,
-        ticket_sla::first_response_breached_at,
-        ticket_sla::resolution_breached_at,
-    ))
-    .load(conn)
+/// What the statistics cover: a tenant's live tickets created in a period, optionally of one
+/// product.
+#[derive(Debug, Clone)]
+pub struct StatsScope {
+    pub tenant_id: String,
+    pub product_id: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
 }
 
-/// One ticket's figures for statistics.
-pub type StatsRow = (
-    String,
-    i32,
-    String,
-    String,
-    i32,
-    NaiveDateTime,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-    Option<NaiveDateTime>,
-);
+/// Narrows a boxed query over `tickets` to a [`StatsScope`]: the list's `filtered` boxes
+/// `tickets` alone, and these queries join `ticket_sla`.
+macro_rules! in_scope {
+    ($query:expr, $scope:expr) => {{
+        let scope: &StatsScope = $scope;
+        let mut q = $query
+            .filter(tickets::tenant_id.eq(scope.tenant_id.clone()))
+            .filter(tickets::deleted_at.is_null());
+        if let Some(p) = &scope.product_id {
+            q = q.filter(tickets::product_id.eq(p.clone()));
+        }
+        if let Some(f) = scope.from {
+            q = q.filter(tickets::created_at.ge(f));
+        }
+        if let Some(t) = scope.to {
+            q = q.filter(tickets::created_at.lt(t));
+        }
+        q
+    }};
+}
+
+/// The tickets of one status, severity, type and channel in a [`StatsScope`], counted.
+#[derive(Debug, Clone, Queryable)]
+pub struct StatsGroup {
+    pub status: String,
+    pub severity_rank: i32,
+    pub ticket_type: String,
+    pub channel: String,
+    pub tickets: i64,
+    /// Whose triaged severity an agent overrode.
+    pub overridden: i64,
+    /// That have had a first public agent reply.
+    pub responded: i64,
+    /// That have been resolved.
+    pub resolved: i64,
+    /// Whose SLA outcome is known: resolved, or breached.
+    pub decided: i64,
+    /// That breached a target.
+    pub breached: i64,
+}
+
+const BREACHED: &str = "ticket_sla.first_response_breached_at IS NOT NULL OR ticket_sla.resolution_breached_at IS NOT NULL";
+
+/// Prepares a statistics transaction (PostgreSQL): no JIT compilation of its queries. For a
+/// day's tickets among a million, compiling the grouped count added about 30 ms to its 220,
+/// and each statement compiles afresh.
+pub fn prepare_for_stats(conn: &mut DbConn) -> QueryResult<()> {
+    match conn.backend() {
+        Backend::Postgres => {
+            diesel::connection::SimpleConnection::batch_execute(conn, "SET LOCAL jit = off")
+        }
+        Backend::Sqlite => Ok(()),
+    }
+}
+
+/// The scope's tickets counted by status, severity, type and channel: a few dozen rows
+/// however many tickets there are.
+pub fn stats_groups(conn: &mut DbConn, scope: &StatsScope) -> QueryResult<Vec<StatsGroup>> {
+    use diesel::dsl::{count, count_star, sql};
+    let grouped = tickets::table
+        .inner_join(ticket_sla::table)
+        .group_by((
+            tickets::status,
+            tickets::severity_rank,
+            tickets::ticket_type,
+            tickets::channel,
+        ))
+        .select((
+            tickets::status,
+            tickets::severity_rank,
+            tickets::ticket_type,
+            tickets::channel,
+            count_star(),
+            sql::<BigInt>("COUNT(CASE WHEN tickets.severity_overridden <> 0 THEN 1 END)"),
+            count(ticket_sla::first_response_seconds),
+            count(ticket_sla::resolution_seconds),
+            sql::<BigInt>(&format!(
+                "COUNT(CASE WHEN {BREACHED} OR tickets.resolved_at IS NOT NULL THEN 1 END)"
+            )),
+            sql::<BigInt>(&format!("COUNT(CASE WHEN {BREACHED} THEN 1 END)")),
+        ))
+        // A grouped query is boxed once its selection is set.
+        .into_boxed::<MultiBackend>();
+    in_scope!(grouped, scope).load(conn)
+}
+
+/// The median time to first response (or, with `resolution`, to resolution) of the scope's
+/// `n` tickets that have one, in whole seconds (the mean of the middle two for an even `n`):
+/// the middle of the sorted times, read in SQL.
+pub fn median_seconds(
+    conn: &mut DbConn,
+    scope: &StatsScope,
+    resolution: bool,
+    n: i64,
+) -> QueryResult<Option<i64>> {
+    if n <= 0 {
+        return Ok(None);
+    }
+    let (offset, limit) = ((n - 1) / 2, 2 - n % 2);
+    let q = in_scope!(
+        tickets::table
+            .inner_join(ticket_sla::table)
+            .into_boxed::<MultiBackend>(),
+        scope
+    );
+    macro_rules! middle_of {
+        ($seconds:expr) => {
+            q.filter($seconds.is_not_null())
+                .select($seconds.assume_not_null())
+                .order($seconds.asc())
+                .offset(offset)
+                .limit(limit)
+                .load::<i64>(conn)?
+        };
+    }
+    let middle = if resolution {
+        middle_of!(ticket_sla::resolution_seconds)
+    } else {
+        middle_of!(ticket_sla::first_response_seconds)
+    };
+    Ok(match middle[..] {
+        [m] => Some(m),
+        [a, b] => Some((a + b) / 2),
+        _ => None,
+    })
+}

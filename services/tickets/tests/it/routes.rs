@@ -114,6 +114,94 @@ async fn health_readiness_and_docs_answer_and_a_forged_token_is_refused() {
 }
 
 #[tokio::test]
+async fn statistics_take_the_middle_time_over_the_period_product_and_live_tickets_only() {
+    use fleetdesk_store::Clock;
+    let app = spawn().await;
+    let pay = app.create_product("PAY", json!({})).await;
+    let pay = pay["id"].as_str().unwrap();
+    let ops = app.create_product("OPS", json!({})).await;
+    let ops = ops["id"].as_str().unwrap();
+    let start = app.clock.now();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let t = app.raise(pay, &format!("Export {i} fails"), "minor").await;
+        ids.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let other = app.raise(ops, "Disk full", "minor").await;
+    let reply = |id: String| {
+        let app = &app;
+        async move {
+            let a = app
+                .comment(&id, json!({"body": "On it", "visibility": "public"}))
+                .await;
+            assert_eq!(a.status, 201, "{}", a.text);
+        }
+    };
+    // First replies after 10, 30, 60 and 100 minutes; one ticket never answered.
+    for (minutes, id) in [(10, &ids[0]), (20, &ids[1]), (30, &ids[2]), (40, &ids[3])] {
+        app.advance_minutes(minutes);
+        reply(id.clone()).await;
+    }
+    app.advance_minutes(5);
+    reply(other["id"].as_str().unwrap().to_owned()).await;
+    let stats = |query: String| {
+        let app = &app;
+        async move {
+            let s = app.get(&format!("/api/v1/tickets/stats?{query}")).await;
+            assert_eq!(s.status, 200, "{}", s.text);
+            s.body
+        }
+    };
+    let s = stats(format!("productId={pay}")).await;
+    assert_eq!(s["total"], 5);
+    assert_eq!(s["firstResponse"]["count"], 4);
+    assert_eq!(
+        s["firstResponse"]["medianSeconds"],
+        (30 + 60) * 60 / 2,
+        "the mean of the middle two of four, not the mean of all"
+    );
+    assert_eq!(s["resolution"]["count"], 0);
+    assert!(s["resolution"]["medianSeconds"].is_null());
+    let all = stats(String::new()).await;
+    assert_eq!(all["total"], 6);
+    assert_eq!(all["firstResponse"]["count"], 5);
+    assert_eq!(
+        all["firstResponse"]["medianSeconds"],
+        60 * 60,
+        "the middle of five"
+    );
+
+    // A deleted ticket leaves the figures; the period counts by creation time.
+    let gone = app
+        .http
+        .delete(&format!("/api/v1/tickets/{}", ids[3]))
+        .bearer(&app.admin)
+        .send()
+        .await;
+    assert!(gone.status < 300, "{}", gone.text);
+    let s = stats(format!("productId={pay}")).await;
+    assert_eq!(s["total"], 4);
+    assert_eq!(s["firstResponse"]["medianSeconds"], 30 * 60);
+    let later = app.clock.now();
+    app.raise(pay, "Late ticket", "minor").await;
+    let period = |t: chrono::DateTime<chrono::Utc>| {
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .replace('+', "%2B")
+    };
+    let s = stats(format!("productId={pay}&from={}", period(later))).await;
+    assert_eq!(
+        (s["total"].as_i64(), s["byStatus"]["new"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert!(s["firstResponse"]["medianSeconds"].is_null());
+    let s = stats(format!("from={}&to={}", period(start), period(later))).await;
+    assert_eq!(
+        s["total"], 5,
+        "the five earlier live tickets, both products"
+    );
+}
+
+#[tokio::test]
 async fn statistics_count_by_status_severity_type_and_channel() {
     let app = spawn().await;
     let p = app.create_product("PAY", json!({})).await;

@@ -1,0 +1,1 @@
+ALTER TABLE ticket_sla DROP COLUMN first_response_seconds, DROP COLUMN resolution_seconds;
