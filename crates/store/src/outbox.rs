@@ -11,6 +11,7 @@
 use std::cell::Cell;
 
 use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 
@@ -140,8 +141,13 @@ pub fn claim(
     crate::conn::transaction(conn, |conn| {
         let sql = match conn.backend() {
             Backend::Postgres => {
-                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({CLAIM_LOCK})"))
-                    .execute(conn)?;
+                // No bitmap scan: it never marks the index entries of sent rows dead, so
+                // every claim would visit each row sent since the last vacuum (measured:
+                // 3,000 pages and 8 ms a claim after 10,000 creates). A plain index scan
+                // marks them as it passes, and the next claim skips them.
+                conn.batch_execute(&format!(
+                    "SELECT pg_advisory_xact_lock({CLAIM_LOCK}); SET LOCAL enable_bitmapscan = off"
+                ))?;
                 CLAIM_PG
             }
             Backend::Sqlite => CLAIM_SQLITE,
