@@ -6,12 +6,13 @@
 //! schedule and parks them (`dead = 1`) after the last attempt. Nothing is lost if the process
 //! stops: unhandled rows are there at the next start.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
 use fleetdesk_store::diesel::prelude::*;
-use fleetdesk_store::diesel::sql_types::{Text, Timestamp};
+use fleetdesk_store::diesel::sql_types::Text;
 use fleetdesk_store::platform::{bus_bindings, bus_messages};
 use fleetdesk_store::{Backend, Db, DbConn, StoreError};
 use tokio::sync::Notify;
@@ -72,21 +73,37 @@ fn add_binding(conn: &mut DbConn, queue: &str, pattern: &str) -> QueryResult<usi
         .execute(conn)
 }
 
-fn enqueue(conn: &mut DbConn, queue: &str, m: &Message, now: NaiveDateTime) -> QueryResult<usize> {
-    let text = sql(
-        conn,
-        "INSERT INTO bus_messages (queue, message_id, routing_key, payload, attempts, available_at, dead) \
-         VALUES ($1, $2, $3, $4, 0, $5, 0) ON CONFLICT DO NOTHING",
-        "INSERT INTO bus_messages (queue, message_id, routing_key, payload, attempts, available_at, dead) \
-         VALUES (?1, ?2, ?3, ?4, 0, ?5, 0) ON CONFLICT DO NOTHING",
-    );
-    fleetdesk_store::diesel::sql_query(text)
-        .bind::<Text, _>(queue)
-        .bind::<Text, _>(&m.id)
-        .bind::<Text, _>(&m.routing_key)
-        .bind::<Text, _>(String::from_utf8_lossy(&m.payload).as_ref())
-        .bind::<Timestamp, _>(now)
-        .execute(conn)
+/// Queues `messages` (routing key already matched) on `queue`: one statement on PostgreSQL,
+/// where each is a round trip; one per message on SQLite, where none is.
+fn enqueue(
+    conn: &mut DbConn,
+    queue: &str,
+    messages: &[&Message],
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
+    let row = |m: &&Message| {
+        (
+            bus_messages::queue.eq(queue),
+            bus_messages::message_id.eq(m.id.clone()),
+            bus_messages::routing_key.eq(m.routing_key.clone()),
+            bus_messages::payload.eq(String::from_utf8_lossy(&m.payload).into_owned()),
+            bus_messages::attempts.eq(0),
+            bus_messages::available_at.eq(now),
+            bus_messages::dead.eq(0),
+        )
+    };
+    match conn {
+        DbConn::Pg(c) => fleetdesk_store::diesel::insert_into(bus_messages::table)
+            .values(messages.iter().map(row).collect::<Vec<_>>())
+            .on_conflict_do_nothing()
+            .execute(c),
+        DbConn::Sqlite(c) => messages.iter().try_fold(0, |n, m| {
+            fleetdesk_store::diesel::insert_or_ignore_into(bus_messages::table)
+                .values(row(m))
+                .execute(c)
+                .map(|k| n + k)
+        }),
+    }
 }
 
 impl LocalBus {
@@ -131,6 +148,8 @@ impl LocalBus {
                     .select((bus_bindings::queue, bus_bindings::pattern))
                     .load(c)?;
                 let now = Utc::now().naive_utc();
+                // Each queue's messages in publishing order, a queue at most once per message.
+                let mut queued: BTreeMap<&str, Vec<&Message>> = BTreeMap::new();
                 for m in &batch_owned {
                     let mut queues: Vec<&str> = bindings
                         .iter()
@@ -140,8 +159,11 @@ impl LocalBus {
                     queues.sort_unstable();
                     queues.dedup();
                     for q in queues {
-                        enqueue(c, q, m, now)?;
+                        queued.entry(q).or_default().push(m);
                     }
+                }
+                for (queue, messages) in queued {
+                    enqueue(c, queue, &messages, now)?;
                 }
                 Ok::<_, StoreError>(())
             })
@@ -207,6 +229,10 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
             }
             continue;
         }
+        // Handled messages are deleted together after the batch: one statement, not one
+        // per message. Until then a crash delivers them again, which the consumer's
+        // idempotency absorbs.
+        let mut done = Vec::with_capacity(rows.len());
         for row in rows {
             let message = row.incoming();
             let outcome = handler.deliver(&message).await;
@@ -215,14 +241,8 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
             let settled = match outcome {
                 Outcome::Done => {
                     metrics::counter!("events_consumed_total", "queue" => label).increment(1);
-                    db.run(move |c| {
-                        fleetdesk_store::diesel::delete(
-                            bus_messages::table.filter(bus_messages::seq.eq(seq)),
-                        )
-                        .execute(c)
-                        .map_err(StoreError::from)
-                    })
-                    .await
+                    done.push(seq);
+                    Ok(0)
                 }
                 Outcome::Retry(error) if message.attempt < sub.max_attempts() => {
                     metrics::counter!("events_retried_total", "queue" => label).increment(1);
@@ -268,6 +288,21 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
                 tracing::warn!(queue = %queue, error = %e, "could not settle a message");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 break;
+            }
+        }
+        if !done.is_empty() {
+            let deleted = db
+                .run(move |c| {
+                    fleetdesk_store::diesel::delete(
+                        bus_messages::table.filter(bus_messages::seq.eq_any(done)),
+                    )
+                    .execute(c)
+                    .map_err(StoreError::from)
+                })
+                .await;
+            if let Err(e) = deleted {
+                tracing::warn!(queue = %queue, error = %e, "could not settle handled messages");
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
