@@ -55,10 +55,9 @@ pub(crate) fn establish(backend: Backend, url: &str) -> Result<DbConn, StoreErro
         Backend::Postgres => {
             let mut conn =
                 PgConnection::establish(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            // Plan every execution of a prepared statement with its values: a generic plan
-            // cannot know that one tenant has a million tickets and another ten, or that the
-            // newest tickets are mostly `new`, and picks a scan that suits neither.
-            conn.batch_execute("SET TIME ZONE 'UTC'; SET plan_cache_mode = force_custom_plan")?;
+            // The plan cache keeps its default: queries whose plan depends on their values
+            // are sent as `Planned`.
+            conn.batch_execute("SET TIME ZONE 'UTC'")?;
             Ok(DbConn::Pg(conn))
         }
         Backend::Sqlite => {

@@ -11,6 +11,7 @@ pub mod count;
 mod error;
 mod migrate;
 pub mod outbox;
+pub mod planned;
 pub mod platform;
 mod pool;
 pub mod processed;
@@ -21,6 +22,7 @@ pub use conn::{Backend, DbConn, MultiBackend, snapshot, transaction};
 pub use count::CountRows;
 pub use error::StoreError;
 pub use migrate::{Migrations, ensure_database};
+pub use planned::Planned;
 pub use pool::{Db, PoolOptions};
 
 /// Diesel, re-exported so services use the same version.

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use fleetdesk_store::{Backend, CountRows, MultiBackend};
+use fleetdesk_store::{Backend, CountRows, MultiBackend, Planned};
 
 use super::DbConn;
 use super::schema::{
@@ -514,10 +514,7 @@ fn page_and_count<'a>(
             .limit(count_cap),
     )
     .get_result::<i64>(conn)?;
-    let rows = ordered(query(), order)
-        .offset(offset)
-        .limit(limit)
-        .load(conn)?;
+    let rows = Planned(ordered(query(), order).offset(offset).limit(limit)).load(conn)?;
     Ok(Listed {
         rows,
         counted,
@@ -774,7 +771,7 @@ pub fn stats_groups(conn: &mut DbConn, scope: &StatsScope) -> QueryResult<Vec<St
         ))
         // A grouped query is boxed once its selection is set.
         .into_boxed::<MultiBackend>();
-    in_scope!(grouped, scope).load(conn)
+    Planned(in_scope!(grouped, scope)).load(conn)
 }
 
 /// The median time to first response (or, with `resolution`, to resolution) of the scope's
@@ -798,12 +795,14 @@ pub fn median_seconds(
     );
     macro_rules! middle_of {
         ($seconds:expr) => {
-            q.filter($seconds.is_not_null())
-                .select($seconds.assume_not_null())
-                .order($seconds.asc())
-                .offset(offset)
-                .limit(limit)
-                .load::<i64>(conn)?
+            Planned(
+                q.filter($seconds.is_not_null())
+                    .select($seconds.assume_not_null())
+                    .order($seconds.asc())
+                    .offset(offset)
+                    .limit(limit),
+            )
+            .load::<i64>(conn)?
         };
     }
     let middle = if resolution {
