@@ -209,6 +209,14 @@ impl GatewayConfig {
             let var = format!("FLEETDESK_GATEWAY_UPSTREAM_{}", name.to_ascii_uppercase());
             let default = format!("http://127.0.0.1:{port}");
             let base = url_of(&var, s.get(&var).unwrap_or(&default))?;
+            // Forwarding speaks plain HTTP/1.1 with keep-alive, like nginx's `proxy_pass
+            // http://`; traffic between pods is the mesh's to encrypt.
+            if base.scheme() != "http" {
+                return Err(ConfigError::new(
+                    &var,
+                    "must be an http:// URL (the gateway speaks plain HTTP/1.1 to the services)",
+                ));
+            }
             let timeout_var = format!(
                 "FLEETDESK_GATEWAY_TIMEOUT_{}_SECONDS",
                 name.to_ascii_uppercase()
@@ -386,6 +394,16 @@ mod tests {
         let e = GatewayConfig::from_settings(&s).unwrap_err();
         assert!(
             e.to_string().contains("FLEETDESK_GATEWAY_UPSTREAM_TICKETS"),
+            "{e}"
+        );
+        let s = Settings::from_pairs([(
+            "FLEETDESK_GATEWAY_UPSTREAM_VAULT",
+            "https://vault.internal:8085",
+        )]);
+        let e = GatewayConfig::from_settings(&s).unwrap_err();
+        assert!(
+            e.to_string().contains("FLEETDESK_GATEWAY_UPSTREAM_VAULT")
+                && e.to_string().contains("http://"),
             "{e}"
         );
         let s = Settings::from_pairs([("FLEETDESK_GATEWAY_ROUTES", "things=nowhere")]);

@@ -13,6 +13,7 @@ pub mod edge;
 pub mod limits;
 pub mod proxy;
 mod sharded;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::TcpListener;

@@ -6,24 +6,27 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::web::{Bytes, Data, Payload};
+use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use fleetdesk_auth::TokenError;
 use fleetdesk_web::ApiError;
 use fleetdesk_web::context;
 use fleetdesk_web::error::ErrorKind;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderName as UpName, HeaderValue as UpValue};
+use hyper::header::{HeaderName as UpName, HeaderValue as UpValue};
 
 use crate::Gateway;
 use crate::auth::Exchange;
 use crate::config::UpstreamConfig;
 use crate::limits::{Decision, KeyKind};
+use crate::upstream::{self as client, SendError, UpBody};
 
 /// An upstream with its circuit breaker.
 pub struct Upstream {
     /// Where it is.
     pub config: UpstreamConfig,
+    /// `host:port` of its base URL: where to connect, and the `Host` it is sent.
+    authority: String,
     failures: AtomicU32,
     open_until: Mutex<Option<Instant>>,
 }
@@ -31,8 +34,14 @@ pub struct Upstream {
 impl Upstream {
     /// A closed circuit to `config`.
     pub fn new(config: UpstreamConfig) -> Self {
+        let authority = format!(
+            "{}:{}",
+            config.base.host_str().unwrap_or("localhost"),
+            config.base.port_or_known_default().unwrap_or(80)
+        );
         Self {
             config,
+            authority,
             failures: AtomicU32::new(0),
             open_until: Mutex::new(None),
         }
@@ -370,16 +379,12 @@ pub async fn forward(
         ));
     }
 
-    let mut url = upstream.config.base.clone();
-    url.set_path(&path);
-    url.set_query(req.uri().query());
-
     let skip = HopByHop::new(
         req.headers()
             .get_all(header::CONNECTION)
             .map(HeaderValue::as_bytes),
     );
-    let mut headers = reqwest::header::HeaderMap::new();
+    let mut headers = hyper::HeaderMap::new();
     for (name, value) in req.headers() {
         let n = name.as_str();
         if skip.contains(n)
@@ -405,6 +410,7 @@ pub async fn forward(
             headers.insert(UpName::from_static(name), v);
         }
     };
+    set("host", &upstream.authority);
     if let Some(token) = &replacement {
         set("authorization", &format!("Bearer {token}"));
     }
@@ -436,51 +442,63 @@ pub async fn forward(
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
-    // actix's payload is not `Send`; a local task pumps it into a small channel whose
-    // receiving end is the upstream body, so bodies stream with back-pressure.
-    let Ok(up_method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
+    let Ok(up_method) = hyper::Method::from_bytes(req.method().as_str().as_bytes()) else {
         return Err(ApiError::bad_request(
             "bad_method",
             "unsupported HTTP method",
         ));
     };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or(path.as_str(), |p| p.as_str());
+    let Ok(target) = hyper::Uri::try_from(target) else {
+        return Err(ApiError::bad_request(
+            "bad_target",
+            "the request target is not a valid URI path",
+        ));
+    };
     let limit = gw.max_body;
     let seen = std::sync::Arc::new(AtomicU64::new(0));
-    let mut request = gw.client.request(up_method, url).headers(headers);
-    if has_body {
-        // actix's payload is not `Send`; a local task pumps it into a small channel whose
-        // receiving end is the upstream body, so bodies stream with back-pressure.
+    let body = if has_body {
+        // Streamed as it arrives (back-pressure both ways), counted against the limit.
         let counted = seen.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-        actix_web::rt::spawn(async move {
-            let mut payload = payload;
-            while let Some(chunk) = payload.next().await {
-                let item = match chunk {
-                    Ok(chunk) => {
-                        let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed)
-                            + chunk.len() as u64;
-                        if total > limit {
-                            Err(std::io::Error::other("request body over the limit"))
-                        } else {
-                            Ok(chunk)
-                        }
-                    }
-                    Err(e) => Err(std::io::Error::other(e.to_string())),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    break;
-                }
+        UpBody::stream(payload.scan(false, move |over, chunk| {
+            if *over {
+                return std::future::ready(None);
             }
-        });
-        let body = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        request = request.body(reqwest::Body::wrap_stream(body));
-    }
+            let item = match chunk {
+                Ok(chunk) => {
+                    let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed)
+                        + chunk.len() as u64;
+                    if total > limit {
+                        *over = true;
+                        Err(std::io::Error::other("request body over the limit"))
+                    } else {
+                        Ok(chunk)
+                    }
+                }
+                Err(e) => {
+                    *over = true;
+                    Err(std::io::Error::other(e.to_string()))
+                }
+            };
+            std::future::ready(Some(item))
+        }))
+    } else {
+        UpBody::empty()
+    };
+    let mut request = hyper::Request::new(body);
+    *request.method_mut() = up_method;
+    *request.uri_mut() = target;
+    *request.headers_mut() = headers;
 
     let started = Instant::now();
-    let sent = tokio::time::timeout(upstream.config.timeout, request.send()).await;
+    let sent = tokio::time::timeout(
+        upstream.config.timeout,
+        client::send(&upstream.authority, request),
+    )
+    .await;
     let response = match sent {
         Err(_) => {
             upstream.failed(gw.breaker_failures, gw.breaker_open);
@@ -496,7 +514,7 @@ pub async fn forward(
                 return Err(too_large(limit));
             }
             upstream.failed(gw.breaker_failures, gw.breaker_open);
-            if e.is_connect() {
+            if let SendError::Connect(_) = e {
                 record(&service, &group, 503, started);
                 tracing::warn!(service = %service, error = %e, "upstream unreachable");
                 return Err(ApiError::unavailable(
@@ -538,10 +556,8 @@ pub async fn forward(
             out.append_header((n, v));
         }
     }
-    let length = response.content_length();
-    let stream = response
-        .bytes_stream()
-        .map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+    let stream = response.into_body();
+    let length = stream.length();
     let mut answer = match length {
         Some(n) => out.body(actix_web::body::SizedStream::new(n, stream)),
         None => out.streaming(stream),

@@ -275,3 +275,64 @@ async fn unknown_paths_and_undeployed_services_are_404_and_health_is_public() {
     assert_eq!(jwks.status, 200);
     assert!(!jwks.body["keys"].as_array().unwrap().is_empty());
 }
+
+/// An upstream that answers three requests per connection and closes the connection when the
+/// fourth arrives, unanswered (as a server does that closes idle keep-alive connections just
+/// as a request is sent). Returns its URL and how many connections it accepted.
+async fn closing_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                for answered in 0.. {
+                    // One request head (these requests have no body).
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    if answered == 3 {
+                        return; // closed with the request unanswered
+                    }
+                    let reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
+                    if socket.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_a_closed_one_costs_no_request() {
+    let (url, accepted) = closing_upstream().await;
+    let r = rig(&[("FLEETDESK_GATEWAY_UPSTREAM_KNOWLEDGE", url.as_str())]).await;
+    for i in 0..10 {
+        let a = r
+            .http
+            .get("/api/v1/knowledge/articles")
+            .bearer(&r.admin_token)
+            .send()
+            .await;
+        assert_eq!(a.status, 200, "request {i}: {}", a.text);
+        assert_eq!(a.text, "ok");
+    }
+    // Three answers a connection: four connections for ten requests (a fresh one per
+    // request would be ten), each fourth request sent again on a new connection.
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((4..=5).contains(&n), "{n} connections");
+}

@@ -1,0 +1,244 @@
+//! The forwarding client: plain HTTP/1.1 keep-alive connections to the upstreams, kept per
+//! worker thread, as nginx keeps its `keepalive` connections per worker process.
+//!
+//! A request is written on an idle connection of its worker (or a new one) and the response
+//! streams back through the same worker: no pool lock, no hand-off between threads, and the
+//! client's body is read straight from actix's payload instead of through a channel. A
+//! connection goes back to its worker's idle list when its response has been read to the end;
+//! one whose response was abandoned is closed. (reqwest, still used for the gateway's own calls
+//! to identity, spent a fifth of the gateway's CPU per forwarded request on its pool, URL
+//! handling and futures.)
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// Connections kept idle per upstream and worker.
+const MAX_IDLE: usize = 256;
+
+/// How long connecting may take before the upstream counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+type Chunks = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>>>>;
+
+/// A request body: none, or the client's body as it arrives.
+pub struct UpBody(Option<Chunks>);
+
+impl UpBody {
+    /// No body.
+    pub fn empty() -> Self {
+        Self(None)
+    }
+
+    /// A body read from `chunks`.
+    pub fn stream(chunks: impl Stream<Item = Result<Bytes, std::io::Error>> + 'static) -> Self {
+        Self(Some(Box::pin(chunks)))
+    }
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.0.as_mut() {
+            None => Poll::Ready(None),
+            Some(chunks) => chunks
+                .as_mut()
+                .poll_next(cx)
+                .map(|item| item.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.0 {
+            None => SizeHint::with_exact(0),
+            Some(_) => SizeHint::default(),
+        }
+    }
+}
+
+type Sender = SendRequest<UpBody>;
+
+thread_local! {
+    static IDLE: RefCell<HashMap<String, Vec<Sender>>> = RefCell::new(HashMap::new());
+}
+
+fn take_idle(authority: &str) -> Option<Sender> {
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let list = idle.get_mut(authority)?;
+        // The most recently used first: the least likely to have been closed as idle.
+        while let Some(sender) = list.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    })
+}
+
+fn put_idle(authority: &str, sender: Sender) {
+    if sender.is_closed() {
+        return;
+    }
+    IDLE.with(|idle| {
+        let mut idle = idle.borrow_mut();
+        match idle.get_mut(authority) {
+            Some(list) if list.len() < MAX_IDLE => list.push(sender),
+            Some(_) => {}
+            None => {
+                idle.insert(authority.to_owned(), vec![sender]);
+            }
+        }
+    });
+}
+
+/// Why a request got no response.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made: the upstream is down or unreachable.
+    Connect(String),
+    /// The connection failed while the request was written or the response read.
+    Failed(hyper::Error),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "cannot connect: {e}"),
+            SendError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+async fn connect(authority: &str) -> Result<Sender, SendError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(authority))
+        .await
+        .map_err(|_| SendError::Connect("timed out".into()))?
+        .map_err(|e| SendError::Connect(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(SendError::Failed)?;
+    // On this worker's own runtime, beside the requests that use it.
+    actix_web::rt::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "upstream connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// Sends `request` (origin-form URI, `Host` set) to `authority` (`host:port`). A request
+/// without a body that fails on a reused connection before any answer (the upstream closed
+/// it while idle) is tried once more on a new one.
+pub async fn send(
+    authority: &str,
+    request: Request<UpBody>,
+) -> Result<Response<Returning>, SendError> {
+    let retry = request.body().is_end_stream().then(|| {
+        let mut again = Request::new(UpBody::empty());
+        *again.method_mut() = request.method().clone();
+        *again.uri_mut() = request.uri().clone();
+        *again.headers_mut() = request.headers().clone();
+        again
+    });
+    let idle = match take_idle(authority) {
+        // Given back as its last response ended; ready once its connection has seen that.
+        Some(mut s) => s.ready().await.is_ok().then_some(s),
+        None => None,
+    };
+    let (mut sender, reused) = match idle {
+        Some(s) => (s, true),
+        None => (connect(authority).await?, false),
+    };
+    let answer = match sender.send_request(request).await {
+        Err(e) if reused && (e.is_canceled() || e.is_incomplete_message()) => match retry {
+            Some(again) => {
+                sender = connect(authority).await?;
+                sender.send_request(again).await
+            }
+            None => Err(e),
+        },
+        other => other,
+    };
+    let response = answer.map_err(SendError::Failed)?;
+    let (parts, body) = response.into_parts();
+    let mut body = Returning {
+        body,
+        sender: Some(sender),
+        authority: authority.to_owned(),
+    };
+    if body.body.is_end_stream() {
+        body.give_back();
+    }
+    Ok(Response::from_parts(parts, body))
+}
+
+/// A response body that gives its connection back to the worker's idle list once read to
+/// the end.
+pub struct Returning {
+    body: Incoming,
+    sender: Option<Sender>,
+    authority: String,
+}
+
+impl Returning {
+    fn give_back(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            put_idle(&self.authority, sender);
+        }
+    }
+
+    /// The body's length, when the upstream declared it.
+    pub fn length(&self) -> Option<u64> {
+        self.body.size_hint().exact()
+    }
+}
+
+impl Stream for Returning {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.give_back();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    // The connection is not reusable: drop it.
+                    self.sender = None;
+                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        if self.body.is_end_stream() {
+                            self.give_back();
+                        }
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                    // Trailers: not forwarded.
+                }
+            }
+        }
+    }
+}
