@@ -1,5 +1,8 @@
 //! The gateway as its own process.
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use fleetdesk_gateway::{Application, GatewayConfig};
 use fleetdesk_telemetry::{LogFormat, init_tracing};
 use fleetdesk_web::config::Settings;
