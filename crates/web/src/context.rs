@@ -57,10 +57,18 @@ pub fn trace_id() -> String {
         .unwrap_or_else(|_| "-".into())
 }
 
+/// `bytes` random bytes in lower-case hex (trace and span ids: two per request).
 fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let buf = &mut buf[..bytes.min(32)];
+    rand::rng().fill_bytes(buf);
+    let mut hex = String::with_capacity(2 * buf.len());
+    for b in buf.iter() {
+        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    hex
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -168,6 +176,14 @@ pub async fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_ids_are_lower_hex_of_the_length_asked() {
+        let a = random_hex(16);
+        assert!(is_hex(&a, 32), "{a}");
+        assert!(is_hex(&random_hex(8), 16));
+        assert_ne!(a, random_hex(16));
+    }
 
     #[test]
     fn a_valid_traceparent_is_continued_and_a_bad_one_is_not() {

@@ -141,22 +141,22 @@ fn token_problem(e: &TokenError) -> ApiError {
     ApiError::unauthorized(code, e.to_string())
 }
 
+/// The `Authorization` header as scheme and credentials, read once per request.
+fn authorization(req: &HttpRequest) -> Option<(&str, &str)> {
+    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = auth.split_once(' ')?;
+    Some((scheme, rest.trim()))
+}
+
 /// The API key a request presents: `X-API-Key`, or `Authorization: ApiKey <key>`.
-fn api_key(req: &HttpRequest) -> Option<String> {
+fn api_key(req: &HttpRequest, auth: Option<(&str, &str)>) -> Option<String> {
     if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_owned());
     }
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = auth.split_once(' ')?;
+    let (scheme, key) = auth?;
     scheme
         .eq_ignore_ascii_case("apikey")
-        .then(|| rest.trim().to_owned())
-}
-
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = auth.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        .then(|| key.to_owned())
 }
 
 /// Who a request is from.
@@ -184,7 +184,8 @@ fn key_id(key: &str) -> String {
 
 /// Checks the caller's credentials.
 async fn authenticate(gw: &Gateway, req: &HttpRequest, request_id: &str) -> Result<Who, ApiError> {
-    if let Some(key) = api_key(req) {
+    let auth = authorization(req);
+    if let Some(key) = api_key(req, auth) {
         if key.is_empty() || key.len() > 512 {
             return Err(ApiError::unauthorized(
                 "invalid_api_key",
@@ -214,7 +215,10 @@ async fn authenticate(gw: &Gateway, req: &HttpRequest, request_id: &str) -> Resu
             }
         };
     }
-    let Some(token) = bearer(req) else {
+    let Some(token) = auth
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
+    else {
         return Err(ApiError::unauthorized(
             "missing_token",
             "this route needs `Authorization: Bearer <token>` or an API key",
