@@ -153,13 +153,6 @@ pub async fn send(
     authority: &str,
     request: Request<UpBody>,
 ) -> Result<Response<Returning>, SendError> {
-    let retry = request.body().is_end_stream().then(|| {
-        let mut again = Request::new(UpBody::empty());
-        *again.method_mut() = request.method().clone();
-        *again.uri_mut() = request.uri().clone();
-        *again.headers_mut() = request.headers().clone();
-        again
-    });
     let idle = match take_idle(authority) {
         // Given back as its last response ended; ready once its connection has seen that.
         Some(mut s) => s.ready().await.is_ok().then_some(s),
@@ -169,6 +162,14 @@ pub async fn send(
         Some(s) => (s, true),
         None => (connect(authority).await?, false),
     };
+    // A copy to send again, for a bodiless request on a connection that may have gone stale.
+    let retry = (reused && request.body().is_end_stream()).then(|| {
+        let mut again = Request::new(UpBody::empty());
+        *again.method_mut() = request.method().clone();
+        *again.uri_mut() = request.uri().clone();
+        *again.headers_mut() = request.headers().clone();
+        again
+    });
     let answer = match sender.send_request(request).await {
         Err(e) if reused && (e.is_canceled() || e.is_incomplete_message()) => match retry {
             Some(again) => {
