@@ -146,9 +146,9 @@ async fn connect(authority: &str) -> Result<Sender, SendError> {
     Ok(sender)
 }
 
-/// Sends `request` (origin-form URI, `Host` set) to `authority` (`host:port`). A request
-/// without a body that fails on a reused connection before any answer (the upstream closed
-/// it while idle) is tried once more on a new one.
+/// Sends `request` (origin-form URI, `Host` set) to `authority` (`host:port`). An idempotent
+/// request without a body that fails on a reused connection before any answer (the upstream
+/// closed it while idle) is tried once more on a new one.
 pub async fn send(
     authority: &str,
     request: Request<UpBody>,
@@ -162,14 +162,16 @@ pub async fn send(
         Some(s) => (s, true),
         None => (connect(authority).await?, false),
     };
-    // A copy to send again, for a bodiless request on a connection that may have gone stale.
-    let retry = (reused && request.body().is_end_stream()).then(|| {
-        let mut again = Request::new(UpBody::empty());
-        *again.method_mut() = request.method().clone();
-        *again.uri_mut() = request.uri().clone();
-        *again.headers_mut() = request.headers().clone();
-        again
-    });
+    // A copy to send again, for a bodiless idempotent request (RFC 9110 §9.2.2; like nginx,
+    // never a POST or PATCH) on a connection that may have gone stale.
+    let retry = (reused && request.body().is_end_stream() && request.method().is_idempotent())
+        .then(|| {
+            let mut again = Request::new(UpBody::empty());
+            *again.method_mut() = request.method().clone();
+            *again.uri_mut() = request.uri().clone();
+            *again.headers_mut() = request.headers().clone();
+            again
+        });
     let answer = match sender.send_request(request).await {
         Err(e) if reused && (e.is_canceled() || e.is_incomplete_message()) => match retry {
             Some(again) => {
