@@ -48,6 +48,10 @@ pub struct AmqpConfig {
     pub connect_timeout: Duration,
     /// Shown in the broker's connection list.
     pub connection_name: String,
+    /// Queues (with their bindings, retry and dead-letter queues) declared whenever the
+    /// publisher connects, so that what is published before their consumers first start
+    /// waits for them ([`crate::topology`]).
+    pub declare: Vec<Subscription>,
 }
 
 impl AmqpConfig {
@@ -58,6 +62,7 @@ impl AmqpConfig {
             exchange: "fleetdesk.events".into(),
             connect_timeout: Duration::from_secs(5),
             connection_name: connection_name.into(),
+            declare: Vec::new(),
         }
     }
 }
@@ -343,6 +348,27 @@ impl AmqpBus {
                 .await
                 .map_err(unavailable)?;
             declare_exchange(&channel, &self.config.exchange).await?;
+            // On a channel of its own: a queue declared elsewhere with other arguments closes
+            // that channel, and must not stop publishing.
+            if !self.config.declare.is_empty() {
+                let declared = match connection.create_channel().await {
+                    Ok(ch) => {
+                        let mut result = Ok(());
+                        for sub in &self.config.declare {
+                            result = declare_topology(&ch, &self.config, sub).await;
+                            if result.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = ch.close(200, "declared".into()).await;
+                        result
+                    }
+                    Err(e) => Err(unavailable(e)),
+                };
+                if let Err(e) = declared {
+                    tracing::warn!(error = %e, "could not declare the consumers' queues; events published before a consumer first starts may be lost");
+                }
+            }
             tracing::info!(exchange = %self.config.exchange, "connected to RabbitMQ for publishing");
             *guard = Some(Link {
                 _connection: connection,

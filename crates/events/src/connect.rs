@@ -36,6 +36,7 @@ impl BusConfig {
             Some(url) => {
                 let mut amqp = AmqpConfig::new(url.clone(), service);
                 amqp.exchange = self.exchange.clone();
+                amqp.declare = crate::topology::all(&self.queue_prefix);
                 Arc::new(AmqpBus::new(amqp))
             }
             None => Arc::new(LocalBus::new(db.clone())),

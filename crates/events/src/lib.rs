@@ -45,6 +45,7 @@ pub mod identity;
 pub mod local;
 pub mod relay;
 pub mod tickets;
+pub mod topology;
 pub mod vault;
 
 pub use amqp::{AmqpBus, AmqpConfig};

@@ -13,7 +13,7 @@ pub const CONSUMER: &str = "identity.audit";
 
 /// Identity's subscription: everything, for the audit log.
 pub fn subscription(queue_prefix: &str) -> Subscription {
-    Subscription::new(format!("{queue_prefix}identity"), &["#"])
+    fleetdesk_events::topology::identity(queue_prefix)
 }
 
 /// Records one event. Types this build does not know (a newer service's) are recorded too,

@@ -16,7 +16,7 @@ pub const USERS_CONSUMER: &str = "tickets.users";
 
 /// Tickets' subscription: identity's `user.*` events.
 pub fn subscription(queue_prefix: &str) -> Subscription {
-    Subscription::new(format!("{queue_prefix}tickets"), &["user.*"])
+    fleetdesk_events::topology::tickets(queue_prefix)
 }
 
 fn permanent(e: impl std::fmt::Display) -> HandlerError {

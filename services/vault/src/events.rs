@@ -12,7 +12,7 @@ pub const COMPANIES_CONSUMER: &str = "vault.companies";
 
 /// The vault's subscription: tickets' `company.*` events.
 pub fn subscription(queue_prefix: &str) -> Subscription {
-    Subscription::new(format!("{queue_prefix}vault"), &["company.*"])
+    fleetdesk_events::topology::vault(queue_prefix)
 }
 
 fn permanent(e: impl std::fmt::Display) -> HandlerError {

@@ -7,3 +7,4 @@
 mod faults;
 mod outbox;
 mod rig;
+mod topology;

@@ -322,10 +322,11 @@ async fn audit_over_rabbitmq() {
     let mut config = AmqpConfig::new(url, "identity-test-cleanup");
     config.exchange = exchange;
     let bus = AmqpBus::new(config);
-    for name in ["identity", "test-recorder"] {
-        let _ = bus
-            .delete(&Subscription::new(format!("{prefix}{name}"), &[]))
-            .await;
+    // Identity's own queue, the recorder's, and the other consumers' its publisher declared.
+    let mut queues = fleetdesk_events::topology::all(&prefix);
+    queues.push(Subscription::new(format!("{prefix}test-recorder"), &[]));
+    for sub in queues {
+        let _ = bus.delete(&sub).await;
     }
     let _ = bus.delete_exchange().await;
 }

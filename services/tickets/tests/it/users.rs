@@ -62,4 +62,12 @@ async fn the_users_read_model_follows_identitys_events_over_rabbitmq() {
     ])
     .await;
     read_model_follows_identity(&app).await;
+    // The publisher declared every consumer's queues: leave none behind on the broker.
+    let mut config = fleetdesk_events::AmqpConfig::new(url, "tickets-test-cleanup");
+    config.exchange = exchange;
+    let bus = fleetdesk_events::AmqpBus::new(config);
+    for sub in fleetdesk_events::topology::all(&app.state.config.bus.queue_prefix) {
+        let _ = bus.delete(&sub).await;
+    }
+    let _ = bus.delete_exchange().await;
 }
