@@ -16,6 +16,7 @@ pub mod platform;
 mod pool;
 pub mod processed;
 pub mod text;
+mod together;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conn::{Backend, DbConn, MultiBackend, snapshot, transaction};
@@ -24,6 +25,7 @@ pub use error::StoreError;
 pub use migrate::{Migrations, ensure_database};
 pub use planned::Planned;
 pub use pool::{Db, PoolOptions};
+pub use together::Together;
 
 /// Diesel, re-exported so services use the same version.
 pub use diesel;

@@ -287,9 +287,10 @@ async fn create_ticket(
             first_response_seconds: None,
             resolution_seconds: None,
         };
-        tickets::insert(conn, &row, &sla_row, &checked.tags)?;
-        tickets::insert_ledger(
+        tickets::insert(
             conn,
+            &row,
+            &sla_row,
             &LedgerRow {
                 id: new_id(),
                 tenant_id: tenant.clone(),
@@ -299,10 +300,7 @@ async fn create_ticket(
                 detail: Some(format!("severity {severity}")),
                 at: now,
             },
-        )?;
-        tickets::insert_history(
-            conn,
-            &[HistoryRow {
+            &HistoryRow {
                 id: new_id(),
                 tenant_id: tenant.clone(),
                 ticket_id: id.clone(),
@@ -312,7 +310,8 @@ async fn create_ticket(
                 to_value: Some(row.key.clone()),
                 note: None,
                 at: now,
-            }],
+            },
+            &checked.tags,
         )?;
         emit(
             conn,

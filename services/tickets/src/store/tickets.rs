@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use fleetdesk_store::{Backend, CountRows, MultiBackend, Planned};
+use fleetdesk_store::{Backend, CountRows, MultiBackend, Planned, Together};
 
 use super::DbConn;
 use super::schema::{
@@ -176,18 +176,38 @@ pub fn next_number(conn: &mut DbConn, tenant_id: &str) -> QueryResult<i64> {
     Ok(row.last_number)
 }
 
+/// A new ticket with its SLA clock, the clock's start in the ledger, its first history line
+/// and its tags. On PostgreSQL all but the tags go as one statement, which saves three round
+/// trips of a create's eleven (the tags' batch insert cannot be prepared, and would make the
+/// whole statement unprepared).
 pub fn insert(
     conn: &mut DbConn,
     row: &TicketRow,
     sla: &SlaRow,
+    start: &LedgerRow,
+    created: &HistoryRow,
     tags: &[String],
 ) -> QueryResult<()> {
-    diesel::insert_into(tickets::table)
-        .values(row)
-        .execute(conn)?;
-    diesel::insert_into(ticket_sla::table)
-        .values(sla)
-        .execute(conn)?;
+    match conn {
+        DbConn::Pg(c) => {
+            Together::new()
+                .and(diesel::insert_into(tickets::table).values(row))
+                .and(diesel::insert_into(ticket_sla::table).values(sla))
+                .and(diesel::insert_into(sla_ledger::table).values(start))
+                .and(diesel::insert_into(ticket_history::table).values(created))
+                .execute(c)?;
+        }
+        DbConn::Sqlite(_) => {
+            diesel::insert_into(tickets::table)
+                .values(row)
+                .execute(conn)?;
+            diesel::insert_into(ticket_sla::table)
+                .values(sla)
+                .execute(conn)?;
+            insert_ledger(conn, start)?;
+            insert_history(conn, std::slice::from_ref(created))?;
+        }
+    }
     insert_tags(conn, &row.tenant_id, &row.id, tags)
 }
 
