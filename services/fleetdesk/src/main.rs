@@ -8,9 +8,6 @@
 //! Events travel on the in-process bus, kept durably in a database of its own (`bus`), unless
 //! `FLEETDESK_AMQP_URL` names a RabbitMQ broker.
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use fleetdesk_gateway::{Application as GatewayApp, GatewayConfig};
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};

@@ -1,8 +1,5 @@
 //! The identity service as its own process (microservice deployments).
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use fleetdesk_identity::{Application, Dependencies, IdentityConfig};
 use fleetdesk_telemetry::{LogFormat, init_tracing};
 use fleetdesk_web::config::Settings;

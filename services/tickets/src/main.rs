@@ -1,8 +1,5 @@
 //! The tickets service as its own process (microservice deployments).
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use fleetdesk_telemetry::{LogFormat, init_tracing};
 use fleetdesk_tickets::{Dependencies, TicketsConfig};
 use fleetdesk_web::config::Settings;
