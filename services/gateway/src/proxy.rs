@@ -25,8 +25,10 @@ use crate::upstream::{self as client, SendError, UpBody};
 pub struct Upstream {
     /// Where it is.
     pub config: UpstreamConfig,
-    /// `host:port` of its base URL: where to connect, and the `Host` it is sent.
+    /// `host:port` of its base URL: where to connect.
     authority: String,
+    /// The same, as the `Host` header it is sent.
+    host: Option<UpValue>,
     failures: AtomicU32,
     open_until: Mutex<Option<Instant>>,
 }
@@ -41,6 +43,7 @@ impl Upstream {
         );
         Self {
             config,
+            host: UpValue::from_str(&authority).ok(),
             authority,
             failures: AtomicU32::new(0),
             open_until: Mutex::new(None),
@@ -98,7 +101,7 @@ const HOP_BY_HOP: &[&str] = &[
 
 /// The headers of one message that must not be forwarded: the fixed hop-by-hop set and
 /// whatever its `Connection` headers name. Built from raw values, so it serves both the
-/// request (actix's header types) and the response (reqwest's).
+/// request (actix's header types) and the response (hyper's).
 struct HopByHop(Vec<String>);
 
 impl HopByHop {
@@ -409,12 +412,14 @@ pub async fn forward(
             headers.append(n, v);
         }
     }
+    if let Some(host) = &upstream.host {
+        headers.insert(hyper::header::HOST, host.clone());
+    }
     let mut set = |name: &'static str, value: &str| {
         if let Ok(v) = UpValue::from_str(value) {
             headers.insert(UpName::from_static(name), v);
         }
     };
-    set("host", &upstream.authority);
     if let Some(token) = &replacement {
         set("authorization", &format!("Bearer {token}"));
     }

@@ -3,18 +3,13 @@
 
 use chrono::Utc;
 use fleetdesk_events::catalogue::describe;
-use fleetdesk_events::{Envelope, HandlerError, Subscription};
+use fleetdesk_events::{Envelope, HandlerError};
 use fleetdesk_store::DbConn;
 
 use crate::store::audit::{self, AuditRow};
 
 /// The name of identity's consumer in `processed_events`.
 pub const CONSUMER: &str = "identity.audit";
-
-/// Identity's subscription: everything, for the audit log.
-pub fn subscription(queue_prefix: &str) -> Subscription {
-    fleetdesk_events::topology::identity(queue_prefix)
-}
 
 /// Records one event. Types this build does not know (a newer service's) are recorded too,
 /// with the type as the summary: the log must not lose anything.

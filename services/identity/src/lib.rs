@@ -201,7 +201,7 @@ pub struct Background {
 /// Starts publishing the outbox and consuming events for the audit log.
 pub async fn start_events(state: &AppState) -> anyhow::Result<(RelayHandle, SubscriptionHandle)> {
     let consumer = Consumer::new(audit::CONSUMER, state.db.clone(), audit::record);
-    let subscription = audit::subscription(&state.config.bus.queue_prefix);
+    let subscription = fleetdesk_events::topology::identity(&state.config.bus.queue_prefix);
     let handle = state
         .bus
         .subscribe(subscription, consumer)

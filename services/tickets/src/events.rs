@@ -5,7 +5,7 @@ use chrono::Utc;
 use fleetdesk_events::identity::{
     UserAccess, UserDeactivated, UserDeleted, UserReactivated, UserRegistered, UserUpdated,
 };
-use fleetdesk_events::{Envelope, Event, HandlerError, Subscription};
+use fleetdesk_events::{Envelope, Event, HandlerError};
 use fleetdesk_store::DbConn;
 
 use crate::store::list_to_json;
@@ -13,11 +13,6 @@ use crate::store::users::{self, UserRow};
 
 /// The name of the users consumer in `processed_events`.
 pub const USERS_CONSUMER: &str = "tickets.users";
-
-/// Tickets' subscription: identity's `user.*` events.
-pub fn subscription(queue_prefix: &str) -> Subscription {
-    fleetdesk_events::topology::tickets(queue_prefix)
-}
 
 fn permanent(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Permanent(e.to_string())

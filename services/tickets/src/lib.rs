@@ -166,7 +166,7 @@ pub async fn start_background(state: &AppState) -> anyhow::Result<Background> {
     let users = state
         .bus
         .subscribe(
-            events::subscription(&state.config.bus.queue_prefix),
+            fleetdesk_events::topology::tickets(&state.config.bus.queue_prefix),
             consumer,
         )
         .await

@@ -2,18 +2,13 @@
 //! `company.*` events, so a credential can only name a company of its tenant.
 
 use fleetdesk_events::tickets::{CompanyCreated, CompanyDeleted, CompanyState, CompanyUpdated};
-use fleetdesk_events::{Envelope, Event, HandlerError, Subscription};
+use fleetdesk_events::{Envelope, Event, HandlerError};
 use fleetdesk_store::DbConn;
 
 use crate::store::companies::{self, CompanyRow};
 
 /// The name of the companies consumer in `processed_events`.
 pub const COMPANIES_CONSUMER: &str = "vault.companies";
-
-/// The vault's subscription: tickets' `company.*` events.
-pub fn subscription(queue_prefix: &str) -> Subscription {
-    fleetdesk_events::topology::vault(queue_prefix)
-}
 
 fn permanent(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Permanent(e.to_string())

@@ -174,7 +174,7 @@ pub async fn start_background(state: &AppState) -> anyhow::Result<Background> {
     let companies = state
         .bus
         .subscribe(
-            events::subscription(&state.config.bus.queue_prefix),
+            fleetdesk_events::topology::vault(&state.config.bus.queue_prefix),
             consumer,
         )
         .await
