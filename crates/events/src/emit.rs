@@ -1,6 +1,6 @@
 //! Writing events: one outbox row per event, in the caller's transaction.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use fleetdesk_store::DbConn;
 use fleetdesk_store::diesel::QueryResult;
 use fleetdesk_store::diesel::result::Error as DieselError;
@@ -65,24 +65,56 @@ pub fn envelope<E: Event>(origin: &Origin, event: &E) -> Result<Envelope, serde_
     })
 }
 
-/// Writes `event` to the outbox. Call it inside the transaction of the change it announces:
-/// the event is published if and only if the change commits.
-pub fn emit<E: Event>(conn: &mut DbConn, origin: &Origin, event: &E) -> QueryResult<Envelope> {
-    let env = envelope(origin, event).map_err(|e| DieselError::SerializationError(Box::new(e)))?;
-    let payload =
-        serde_json::to_string(&env).map_err(|e| DieselError::SerializationError(Box::new(e)))?;
-    let id = env.id.to_string();
-    outbox::insert(
-        conn,
-        &NewMessage {
-            id: &id,
-            aggregate: &event.aggregate(),
+/// An event ready for the outbox: its envelope and its serialised row. Most callers use
+/// [`emit`]; one that sends its writes as a single statement adds [`Outgoing::message`] to it
+/// through [`fleetdesk_store::outbox::insertion`].
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The envelope.
+    pub envelope: Envelope,
+    id: String,
+    aggregate: String,
+    routing_key: &'static str,
+    payload: String,
+    sensitive: bool,
+    created_at: NaiveDateTime,
+}
+
+impl Outgoing {
+    /// The event `event` from `origin`.
+    pub fn new<E: Event>(origin: &Origin, event: &E) -> QueryResult<Self> {
+        let ser = |e: serde_json::Error| DieselError::SerializationError(Box::new(e));
+        let envelope = envelope(origin, event).map_err(ser)?;
+        let payload = serde_json::to_string(&envelope).map_err(ser)?;
+        Ok(Self {
+            id: envelope.id.to_string(),
+            envelope,
+            aggregate: event.aggregate(),
             routing_key: E::TYPE,
-            payload: &payload,
+            payload,
             sensitive: E::SENSITIVE,
             // Real time, not the domain clock: the relay measures delay and backlog age by it.
             created_at: Utc::now().naive_utc(),
-        },
-    )?;
-    Ok(env)
+        })
+    }
+
+    /// The outbox row to write.
+    pub fn message(&self) -> NewMessage<'_> {
+        NewMessage {
+            id: &self.id,
+            aggregate: &self.aggregate,
+            routing_key: self.routing_key,
+            payload: &self.payload,
+            sensitive: self.sensitive,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Writes `event` to the outbox. Call it inside the transaction of the change it announces:
+/// the event is published if and only if the change commits.
+pub fn emit<E: Event>(conn: &mut DbConn, origin: &Origin, event: &E) -> QueryResult<Envelope> {
+    let out = Outgoing::new(origin, event)?;
+    outbox::insert(conn, &out.message())?;
+    Ok(out.envelope)
 }

@@ -55,7 +55,7 @@ pub use bus::{
 pub use catalogue::{EventSpec, catalogue};
 pub use connect::BusConfig;
 pub use consumer::{Consumer, Handler, HandlerError};
-pub use emit::{Origin, emit};
+pub use emit::{Origin, Outgoing, emit};
 pub use envelope::{DecodeError, Envelope, Event, Subject};
 pub use local::LocalBus;
 pub use relay::{Relay, RelayOptions};

@@ -12,7 +12,9 @@ use std::cell::Cell;
 
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{QueryFragment, QueryId};
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 
 use crate::conn::{Backend, DbConn};
@@ -66,21 +68,45 @@ pub struct NewMessage<'a> {
 
 /// Writes an outbox row. Call it inside the transaction of the change it announces.
 pub fn insert(conn: &mut DbConn, message: &NewMessage<'_>) -> QueryResult<()> {
-    diesel::insert_into(outbox::table)
-        .values((
-            outbox::id.eq(message.id),
-            outbox::aggregate.eq(message.aggregate),
-            outbox::routing_key.eq(message.routing_key),
-            outbox::payload.eq(message.payload),
-            outbox::sensitive.eq(i32::from(message.sensitive)),
-            outbox::created_at.eq(message.created_at),
-            outbox::attempts.eq(0),
-        ))
-        .execute(conn)?;
     // On PostgreSQL a statement trigger (platform migration `outbox_notify`) notifies
     // `CHANNEL` for the relays of other replicas; this process's relay is woken by `Db::run`.
     PENDING.with(|p| p.set(true));
+    diesel::insert_into(outbox::table)
+        .values(values(message))
+        .execute(conn)?;
     Ok(())
+}
+
+/// The insert of an outbox row, for a caller that sends it as part of a larger PostgreSQL
+/// statement ([`crate::Together`]) inside the transaction of the change it announces. As with
+/// [`insert`], this process's relay is woken when that transaction commits (needlessly, and
+/// harmlessly, if the statement is never run).
+pub fn insertion<'a>(message: &NewMessage<'a>) -> impl QueryFragment<Pg> + QueryId + 'a {
+    PENDING.with(|p| p.set(true));
+    diesel::insert_into(outbox::table).values(values(message))
+}
+
+#[allow(clippy::type_complexity)]
+fn values<'a>(
+    message: &NewMessage<'a>,
+) -> (
+    diesel::dsl::Eq<outbox::id, &'a str>,
+    diesel::dsl::Eq<outbox::aggregate, &'a str>,
+    diesel::dsl::Eq<outbox::routing_key, &'a str>,
+    diesel::dsl::Eq<outbox::payload, &'a str>,
+    diesel::dsl::Eq<outbox::sensitive, i32>,
+    diesel::dsl::Eq<outbox::created_at, NaiveDateTime>,
+    diesel::dsl::Eq<outbox::attempts, i32>,
+) {
+    (
+        outbox::id.eq(message.id),
+        outbox::aggregate.eq(message.aggregate),
+        outbox::routing_key.eq(message.routing_key),
+        outbox::payload.eq(message.payload),
+        outbox::sensitive.eq(i32::from(message.sensitive)),
+        outbox::created_at.eq(message.created_at),
+        outbox::attempts.eq(0),
+    )
 }
 
 /// A row a relay has claimed.

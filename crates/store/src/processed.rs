@@ -3,9 +3,8 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Text, Timestamp};
 
-use crate::conn::{Backend, DbConn};
+use crate::conn::DbConn;
 use crate::platform::processed_events;
 
 /// Records that `consumer` handled `event_id`. `true` the first time; `false` if it was
@@ -17,21 +16,22 @@ pub fn first_time(
     event_id: &str,
     now: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let sql = match conn.backend() {
-        Backend::Postgres => {
-            "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING"
-        }
-        Backend::Sqlite => {
-            "INSERT INTO processed_events (consumer, event_id, processed_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT DO NOTHING"
-        }
+    // Prepared once per connection (a statement of its own per event would be parsed and
+    // planned every time).
+    let row = (
+        processed_events::consumer.eq(consumer),
+        processed_events::event_id.eq(event_id),
+        processed_events::processed_at.eq(now),
+    );
+    let inserted = match conn {
+        DbConn::Pg(c) => diesel::insert_into(processed_events::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .execute(c)?,
+        DbConn::Sqlite(c) => diesel::insert_or_ignore_into(processed_events::table)
+            .values(row)
+            .execute(c)?,
     };
-    let inserted = diesel::sql_query(sql)
-        .bind::<Text, _>(consumer)
-        .bind::<Text, _>(event_id)
-        .bind::<Timestamp, _>(now)
-        .execute(conn)?;
     Ok(inserted == 1)
 }
 

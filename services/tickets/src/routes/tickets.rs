@@ -6,8 +6,8 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use fleetdesk_auth::permissions::perm;
-use fleetdesk_events::emit;
 use fleetdesk_events::tickets as ev;
+use fleetdesk_events::{Outgoing, emit};
 use fleetdesk_store::{DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
@@ -202,7 +202,14 @@ async fn create_ticket(
     let product_id = body.product_id.clone();
     idempotency::once(&state, &caller, key, "POST /tickets", &body, move |conn| {
         // Read in the transaction: the product may have been archived meanwhile.
-        let product = product_routes::load(conn, &tenant, &product_id)?;
+        let domain = checked
+            .requester_email
+            .rsplit('@')
+            .next()
+            .unwrap_or_default();
+        let (product, domain_owner, number) =
+            tickets::for_create(conn, &tenant, &product_id, domain)?
+                .ok_or_else(product_routes::product_not_found)?;
         active(&product)?;
         let mut triage = match &by_model {
             Some(t) => t.clone(),
@@ -225,21 +232,13 @@ async fn create_ticket(
                     .ok_or_else(company_not_found)?
                     .id,
             ),
-            None => {
-                let domain = checked
-                    .requester_email
-                    .rsplit('@')
-                    .next()
-                    .unwrap_or_default();
-                company_store::owner_of_domain(conn, &tenant, domain)?
-            }
+            None => domain_owner,
         };
         let policy: Policy = serde_json::from_str(&product.sla_policy)
             .unwrap_or_else(|_| Policy(Default::default()));
         let clock = SlaClock::started(now);
         let dues = sla::dues(&clock, policy.targets(severity), Progress::default());
         let id = new_id();
-        let number = tickets::next_number(conn, &tenant)?;
         let row = TicketRow {
             id: id.clone(),
             tenant_id: tenant.clone(),
@@ -287,6 +286,28 @@ async fn create_ticket(
             first_response_seconds: None,
             resolution_seconds: None,
         };
+        let created = Outgoing::new(
+            &origin,
+            &ev::TicketCreated {
+                ticket_id: id.clone(),
+                key: row.key.clone(),
+                number,
+                product_id: row.product_id.clone(),
+                title: row.title.clone(),
+                status: row.status.clone(),
+                severity: severity.to_string(),
+                ticket_type: row.ticket_type.clone(),
+                channel: row.channel.clone(),
+                requester_email: row.requester_email.clone(),
+                company_id: row.company_id.clone(),
+                assignee_id: row.assignee_id.clone(),
+                triaged_by: triage
+                    .provenance
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| "rules".into()),
+            },
+        )?;
         tickets::insert(
             conn,
             &row,
@@ -312,29 +333,7 @@ async fn create_ticket(
                 at: now,
             },
             &checked.tags,
-        )?;
-        emit(
-            conn,
-            &origin,
-            &ev::TicketCreated {
-                ticket_id: id.clone(),
-                key: row.key.clone(),
-                number,
-                product_id: row.product_id.clone(),
-                title: row.title.clone(),
-                status: row.status.clone(),
-                severity: severity.to_string(),
-                ticket_type: row.ticket_type.clone(),
-                channel: row.channel.clone(),
-                requester_email: row.requester_email.clone(),
-                company_id: row.company_id.clone(),
-                assignee_id: row.assignee_id.clone(),
-                triaged_by: triage
-                    .provenance
-                    .model
-                    .clone()
-                    .unwrap_or_else(|| "rules".into()),
-            },
+            &created.message(),
         )?;
         let view = TicketView::detail(row, &sla_row, now);
         Ok(Created {
