@@ -49,6 +49,19 @@ pub enum Outcome {
 pub trait Deliver: Send + Sync + 'static {
     /// Handles `message` and says what to do with it.
     fn deliver<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Outcome>;
+
+    /// Handles `messages`, in order, and says what to do with each (in the same order). One by
+    /// one unless the implementation can do better ([`crate::Consumer`] handles them in one
+    /// transaction).
+    fn deliver_all<'a>(&'a self, messages: &'a [Incoming]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(messages.len());
+            for message in messages {
+                outcomes.push(self.deliver(message).await);
+            }
+            outcomes
+        })
+    }
 }
 
 /// A consuming service's queue and what it listens to.

@@ -62,25 +62,28 @@ impl Consumer {
         })
     }
 
-    async fn run(&self, message: &Incoming) -> Outcome {
-        let envelope = match Envelope::from_slice(&message.payload) {
-            Ok(e) => e,
-            Err(e) => return Outcome::Reject(e.to_string()),
-        };
-        if envelope.event_type != message.routing_key {
-            return Outcome::Reject(format!(
-                "routing key {} does not match event type {}",
-                message.routing_key, envelope.event_type
-            ));
-        }
-        let span = tracing::info_span!(
+    fn span(&self, envelope: &Envelope, attempt: u32) -> tracing::Span {
+        tracing::info_span!(
             "event",
             consumer = %self.name,
             event.id = %envelope.id,
             event_type = %envelope.event_type,
-            attempt = message.attempt,
+            attempt,
             trace_id = envelope.trace_id().unwrap_or(""),
-        );
+        )
+    }
+
+    fn duplicate(&self) {
+        tracing::debug!("already handled; acknowledged without effect");
+        metrics::counter!("events_duplicates_total", "consumer" => self.name.clone()).increment(1);
+    }
+
+    async fn run(&self, message: &Incoming) -> Outcome {
+        let envelope = match decode(message) {
+            Ok(e) => e,
+            Err(e) => return Outcome::Reject(e),
+        };
+        let span = self.span(&envelope, message.attempt);
         let handler = self.handler.clone();
         let name = self.name.clone();
         let result = self
@@ -99,25 +102,159 @@ impl Consumer {
         match result {
             Ok(true) => Outcome::Done,
             Ok(false) => {
-                tracing::debug!("already handled; acknowledged without effect");
-                metrics::counter!("events_duplicates_total", "consumer" => self.name.clone())
-                    .increment(1);
+                self.duplicate();
                 Outcome::Done
             }
-            Err(HandlerError::Permanent(e)) => {
-                tracing::warn!(error = %e, "event rejected");
-                Outcome::Reject(e)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "event handling failed; will retry");
-                Outcome::Retry(e.to_string())
-            }
+            Err(e) => failed(e),
         }
     }
+
+    /// Handles `messages` in order, as many as it can in one transaction: one commit for the
+    /// lot instead of one each. An event that fails is settled as it would be on its own (its
+    /// attempt counts once); the lot is rolled back, the events before it are handled again
+    /// one by one, and the events after it form the next lot.
+    async fn run_all(&self, messages: &[Incoming]) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut rest = messages;
+        while !rest.is_empty() {
+            match self.lot(rest).await {
+                Lot::Committed(first_times) => {
+                    for first in &first_times {
+                        if !first {
+                            self.duplicate();
+                        }
+                        outcomes.push(Outcome::Done);
+                    }
+                    rest = &rest[first_times.len()..];
+                }
+                Lot::Failed(at, outcome) => {
+                    for message in &rest[..at] {
+                        outcomes.push(self.run(message).await);
+                    }
+                    outcomes.push(outcome);
+                    rest = &rest[at + 1..];
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Handles the events at the head of `messages` (up to the first that is not one) in one
+    /// transaction.
+    async fn lot(&self, messages: &[Incoming]) -> Lot {
+        let mut lot = Vec::with_capacity(messages.len());
+        for message in messages {
+            match decode(message) {
+                Ok(envelope) => {
+                    let span = self.span(&envelope, message.attempt);
+                    lot.push((envelope, span));
+                }
+                Err(e) if lot.is_empty() => return Lot::Failed(0, Outcome::Reject(e)),
+                Err(_) => break,
+            }
+        }
+        let handler = self.handler.clone();
+        let name = self.name.clone();
+        let result = self
+            .db
+            .transaction(move |conn| {
+                let now = Utc::now().naive_utc();
+                let mut first_times = Vec::with_capacity(lot.len());
+                for (at, (envelope, span)) in lot.iter().enumerate() {
+                    let _entered = span.enter();
+                    let first = processed::first_time(conn, &name, &envelope.id.to_string(), now)
+                        .map_err(|e| LotError::at(at, e.into()))?;
+                    if first {
+                        handler
+                            .handle(conn, envelope)
+                            .map_err(|e| LotError::at(at, e))?;
+                    }
+                    first_times.push(first);
+                }
+                Ok::<_, LotError>(first_times)
+            })
+            .await;
+        match result {
+            Ok(first_times) => Lot::Committed(first_times),
+            Err(LotError { at, outcome }) => Lot::Failed(at.unwrap_or(0), outcome),
+        }
+    }
+}
+
+/// What became of a lot of events.
+enum Lot {
+    /// All of its events committed; `false` for those already handled before.
+    Committed(Vec<bool>),
+    /// The event at this index failed (with this outcome), and nothing was kept.
+    Failed(usize, Outcome),
+}
+
+/// Why a lot failed: at which event, if in one (not in the commit), and its outcome (logged
+/// in that event's span).
+struct LotError {
+    at: Option<usize>,
+    outcome: Outcome,
+}
+
+impl LotError {
+    fn at(at: usize, error: HandlerError) -> Self {
+        Self {
+            at: Some(at),
+            outcome: failed(error),
+        }
+    }
+}
+
+impl From<StoreError> for LotError {
+    fn from(e: StoreError) -> Self {
+        Self {
+            at: None,
+            outcome: failed(e.into()),
+        }
+    }
+}
+
+impl From<fleetdesk_store::diesel::result::Error> for LotError {
+    fn from(e: fleetdesk_store::diesel::result::Error) -> Self {
+        Self {
+            at: None,
+            outcome: failed(e.into()),
+        }
+    }
+}
+
+/// The outcome of a failed event (logged in its span).
+fn failed(error: HandlerError) -> Outcome {
+    match error {
+        HandlerError::Permanent(e) => {
+            tracing::warn!(error = %e, "event rejected");
+            Outcome::Reject(e)
+        }
+        e => {
+            tracing::warn!(error = %e, "event handling failed; will retry");
+            Outcome::Retry(e.to_string())
+        }
+    }
+}
+
+/// The envelope `message` carries, or why it carries none.
+fn decode(message: &Incoming) -> Result<Envelope, String> {
+    let envelope = Envelope::from_slice(&message.payload).map_err(|e| e.to_string())?;
+    if envelope.event_type != message.routing_key {
+        return Err(format!(
+            "routing key {} does not match event type {}",
+            message.routing_key, envelope.event_type
+        ));
+    }
+    Ok(envelope)
 }
 
 impl Deliver for Consumer {
     fn deliver<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Outcome> {
         Box::pin(self.run(message))
+    }
+
+    fn deliver_all<'a>(&'a self, messages: &'a [Incoming]) -> BoxFuture<'a, Vec<Outcome>> {
+        Box::pin(self.run_all(messages))
     }
 }

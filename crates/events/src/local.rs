@@ -229,13 +229,13 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
             }
             continue;
         }
-        // Handled messages are deleted together after the batch: one statement, not one
-        // per message. Until then a crash delivers them again, which the consumer's
-        // idempotency absorbs.
+        // The consumer handles the batch together (one transaction), and handled messages
+        // are deleted together after it: one statement, not one per message. Until then a
+        // crash delivers them again, which the consumer's idempotency absorbs.
+        let messages: Vec<Incoming> = rows.iter().map(Row::incoming).collect();
+        let outcomes = handler.deliver_all(&messages).await;
         let mut done = Vec::with_capacity(rows.len());
-        for row in rows {
-            let message = row.incoming();
-            let outcome = handler.deliver(&message).await;
+        for ((row, message), outcome) in rows.iter().zip(messages).zip(outcomes) {
             let seq = row.seq;
             let label = queue.clone();
             let settled = match outcome {

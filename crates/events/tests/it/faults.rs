@@ -263,3 +263,43 @@ async fn in_process_bus_keeps_messages_across_a_consumer_restart() {
     })
     .await;
 }
+
+/// A consumer handles the events it is given together in one transaction. When one of them
+/// fails, only its own attempt counts: the lot is rolled back, the events before it are
+/// handled again, the events after it go on as the next lot, and every event has one effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lot_of_events_commits_together_and_one_failure_costs_only_itself_in_process() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    fleetdesk_telemetry::metrics_handle();
+    let queue = rig.sub.queue();
+    // Stopped while the events are published, so the consumer finds all ten at once.
+    rig.consume().await.stop();
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(rig.write(&format!("l{n}"), n, false).await.id.to_string());
+    }
+    rig.fail_once.lock().unwrap().push(ids[4].clone());
+    rig.relay().drain().await.unwrap();
+    let _consumer = rig.consume().await;
+    eventually(20, "ten events, one of them retried", || async {
+        rig.effects().await == 10
+    })
+    .await;
+    assert!(
+        rig.doubled().await.is_empty(),
+        "an event had a second effect"
+    );
+    assert_eq!(counter("events_retried_total", &queue), 1.0);
+    let seen = rig.seen.lock().unwrap().clone();
+    let runs = |n: u32| seen.iter().filter(|s| s.1 == n).count();
+    // 0-3 ran in the failed lot's transaction, which was rolled back, and once more.
+    for n in 0..4 {
+        assert_eq!(runs(n), 2, "event {n}: {seen:?}");
+    }
+    // 4 crashed once and was retried; 5-9 formed the next lot.
+    assert_eq!(runs(4), 2, "{seen:?}");
+    for n in 5..10 {
+        assert_eq!(runs(n), 1, "event {n}: {seen:?}");
+    }
+    rig.cleanup().await;
+}
