@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
@@ -248,15 +248,30 @@ fn with_headers(props: &BasicProperties, attempt: u32, error: &str) -> BasicProp
     props.clone().with_headers(headers)
 }
 
-async fn settle(
+/// Handles `deliveries` together ([`Deliver::deliver_all`]: one transaction for a
+/// [`crate::Consumer`]) and settles each.
+async fn settle_all(
     out: &Channel,
     sub: &Subscription,
     handler: &dyn Deliver,
-    delivery: Delivery,
+    deliveries: Vec<Delivery>,
 ) -> Result<(), BusError> {
-    let message = incoming(&delivery);
+    let messages: Vec<Incoming> = deliveries.iter().map(incoming).collect();
+    let outcomes = handler.deliver_all(&messages).await;
+    for ((delivery, message), outcome) in deliveries.into_iter().zip(&messages).zip(outcomes) {
+        settle(out, sub, delivery, message, outcome).await?;
+    }
+    Ok(())
+}
+
+async fn settle(
+    out: &Channel,
+    sub: &Subscription,
+    delivery: Delivery,
+    message: &Incoming,
+    outcome: Outcome,
+) -> Result<(), BusError> {
     let queue = sub.queue();
-    let outcome = handler.deliver(&message).await;
     match outcome {
         Outcome::Done => {
             metrics::counter!("events_consumed_total", "queue" => queue).increment(1);
@@ -314,9 +329,17 @@ async fn consume_session(
         .map_err(unavailable)?;
     ready.send_replace(true);
     tracing::info!(queue = %sub.queue(), "consuming");
+    let most = usize::from(sub.prefetch.max(1));
     while let Some(delivery) = consumer.next().await {
-        let delivery = delivery.map_err(unavailable)?;
-        settle(&out, sub, handler, delivery).await?;
+        // What else has already arrived (up to the prefetch) is handled with it.
+        let mut deliveries = vec![delivery.map_err(unavailable)?];
+        while deliveries.len() < most {
+            match consumer.next().now_or_never() {
+                Some(Some(delivery)) => deliveries.push(delivery.map_err(unavailable)?),
+                _ => break,
+            }
+        }
+        settle_all(&out, sub, handler, deliveries).await?;
     }
     Err(BusError::Unavailable("the consumer was cancelled".into()))
 }
