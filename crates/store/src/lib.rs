@@ -19,7 +19,7 @@ pub mod text;
 mod together;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use conn::{Backend, DbConn, MultiBackend, snapshot, transaction};
+pub use conn::{Backend, DbConn, MultiBackend, one_statement, snapshot, transaction};
 pub use count::CountRows;
 pub use error::StoreError;
 pub use migrate::{Migrations, ensure_database};

@@ -90,8 +90,47 @@ pub async fn once<F>(
 where
     F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
 {
+    run(state, caller, key, route, request, false, create).await
+}
+
+/// [`once`] for a create whose only write on PostgreSQL is its last statement: without a key
+/// it runs outside a transaction there ([`fleetdesk_store::one_statement`]), two round trips
+/// fewer. With a key, the remembered response needs a transaction as usual.
+pub async fn once_one_statement<F>(
+    state: &AppState,
+    caller: &Caller,
+    key: IdempotencyKey,
+    route: &'static str,
+    request: &impl Serialize,
+    create: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
+{
+    run(state, caller, key, route, request, true, create).await
+}
+
+async fn run<F>(
+    state: &AppState,
+    caller: &Caller,
+    key: IdempotencyKey,
+    route: &'static str,
+    request: &impl Serialize,
+    one_statement: bool,
+    create: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
+{
     let Some(key) = key.0 else {
-        let created = state.db.transaction(move |conn| create(conn)).await?;
+        let created = if one_statement {
+            state
+                .db
+                .run(move |conn| fleetdesk_store::one_statement(conn, create))
+                .await?
+        } else {
+            state.db.transaction(move |conn| create(conn)).await?
+        };
         return Ok(HttpResponse::build(created.status).json(created.body));
     };
     let hash = fingerprint(route, request)?;

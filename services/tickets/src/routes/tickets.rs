@@ -200,7 +200,8 @@ async fn create_ticket(
     let now = state.clock.now().naive_utc();
     let company_id = body.company_id.clone();
     let product_id = body.product_id.clone();
-    idempotency::once(&state, &caller, key, "POST /tickets", &body, move |conn| {
+    // One write on PostgreSQL (tickets::insert), last: no transaction needed without a key.
+    idempotency::once_one_statement(&state, &caller, key, "POST /tickets", &body, move |conn| {
         // Read in the transaction: the product may have been archived meanwhile.
         let domain = checked
             .requester_email
@@ -308,6 +309,9 @@ async fn create_ticket(
                     .unwrap_or_else(|| "rules".into()),
             },
         )?;
+        // Made before the write, which must be the last thing that can fail.
+        let body = serde_json::to_value(TicketView::detail(row.clone(), &sla_row, now))
+            .map_err(ApiError::internal)?;
         tickets::insert(
             conn,
             &row,
@@ -335,10 +339,9 @@ async fn create_ticket(
             &checked.tags,
             &created.message(),
         )?;
-        let view = TicketView::detail(row, &sla_row, now);
         Ok(Created {
             status: StatusCode::CREATED,
-            body: serde_json::to_value(view).map_err(ApiError::internal)?,
+            body,
         })
     })
     .await
