@@ -158,18 +158,17 @@ impl Consumer {
         let result = self
             .db
             .transaction(move |conn| {
-                let now = Utc::now().naive_utc();
-                let mut first_times = Vec::with_capacity(lot.len());
-                for (at, (envelope, span)) in lot.iter().enumerate() {
-                    let _entered = span.enter();
-                    let first = processed::first_time(conn, &name, &envelope.id.to_string(), now)
-                        .map_err(|e| LotError::at(at, e.into()))?;
-                    if first {
+                // The lot's ids in one statement, then each new event's effects.
+                let ids: Vec<String> = lot.iter().map(|(e, _)| e.id.to_string()).collect();
+                let first_times =
+                    processed::first_times(conn, &name, &ids, Utc::now().naive_utc())?;
+                for (at, ((envelope, span), first)) in lot.iter().zip(&first_times).enumerate() {
+                    if *first {
+                        let _entered = span.enter();
                         handler
                             .handle(conn, envelope)
                             .map_err(|e| LotError::at(at, e))?;
                     }
-                    first_times.push(first);
                 }
                 Ok::<_, LotError>(first_times)
             })

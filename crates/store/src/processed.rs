@@ -35,6 +35,54 @@ pub fn first_time(
     Ok(inserted == 1)
 }
 
+/// [`first_time`] for several events at once: for each of `event_ids`, whether this is the
+/// first time (an id repeated in the list is first only at its first place). One statement on
+/// PostgreSQL.
+pub fn first_times(
+    conn: &mut DbConn,
+    consumer: &str,
+    event_ids: &[String],
+    now: NaiveDateTime,
+) -> QueryResult<Vec<bool>> {
+    let mut firsts = Vec::with_capacity(event_ids.len());
+    match conn {
+        DbConn::Pg(c) => {
+            // In one order, so two lots sharing ids (a redelivery) wait for each other
+            // instead of deadlocking.
+            let mut sorted: Vec<&String> = event_ids.iter().collect();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let rows: Vec<_> = sorted
+                .into_iter()
+                .map(|id| {
+                    (
+                        processed_events::consumer.eq(consumer),
+                        processed_events::event_id.eq(id),
+                        processed_events::processed_at.eq(now),
+                    )
+                })
+                .collect();
+            let mut new: std::collections::HashSet<String> =
+                diesel::insert_into(processed_events::table)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .returning(processed_events::event_id)
+                    .get_results::<String>(c)?
+                    .into_iter()
+                    .collect();
+            for id in event_ids {
+                firsts.push(new.remove(id));
+            }
+        }
+        DbConn::Sqlite(_) => {
+            for id in event_ids {
+                firsts.push(first_time(conn, consumer, id, now)?);
+            }
+        }
+    }
+    Ok(firsts)
+}
+
 /// Whether `consumer` has handled `event_id`.
 pub fn seen(conn: &mut DbConn, consumer: &str, event_id: &str) -> QueryResult<bool> {
     let n: i64 = processed_events::table

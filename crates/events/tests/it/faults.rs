@@ -303,3 +303,40 @@ async fn a_lot_of_events_commits_together_and_one_failure_costs_only_itself_in_p
     }
     rig.cleanup().await;
 }
+
+/// An event delivered twice in one lot (a relay that lost its lease published it again) has
+/// one effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_twice_in_one_lot_has_one_effect() {
+    use fleetdesk_events::{Consumer, Deliver, HandlerError, Incoming, Outcome};
+    use fleetdesk_store::diesel::connection::SimpleConnection;
+
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    let handler = |conn: &mut fleetdesk_store::DbConn,
+                   env: &fleetdesk_events::Envelope|
+     -> Result<(), HandlerError> {
+        conn.batch_execute(&format!(
+            "INSERT INTO effects (event_id, thing, n) VALUES ('{}', 'x', 0)",
+            env.id
+        ))?;
+        Ok(())
+    };
+    let consumer = Consumer::new("twice", rig.db.clone(), handler);
+    let incoming = |env: &fleetdesk_events::Envelope| Incoming {
+        id: Some(env.id.to_string()),
+        routing_key: "test.pinged".into(),
+        payload: serde_json::to_vec(env).unwrap(),
+        attempt: 1,
+    };
+    let first = rig.write("d", 1, false).await;
+    let other = rig.write("e", 2, false).await;
+    let lot = [incoming(&first), incoming(&other), incoming(&first)];
+    let outcomes = consumer.deliver_all(&lot).await;
+    assert_eq!(outcomes, vec![Outcome::Done; 3]);
+    assert_eq!(rig.effects().await, 2);
+    assert!(
+        rig.doubled().await.is_empty(),
+        "an event had a second effect"
+    );
+    rig.cleanup().await;
+}
