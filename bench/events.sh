@@ -10,3 +10,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fleetdesk-target}"
 cargo build --release -q -p fleetdesk-events --example events_bench
 RUST_LOG="${RUST_LOG:-warn}" "$CARGO_TARGET_DIR/release/examples/events_bench"
+# On PostgreSQL the example makes its databases on the server; drop them afterwards.
+if [ -n "${BENCH_DATABASE_URL:-}" ] && command -v psql >/dev/null; then
+  for db in fleetdesk_bench_producer fleetdesk_bench_consumer fleetdesk_bench_bus; do
+    psql -q "${BENCH_DATABASE_URL%/*}/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" 2>/dev/null || true
+  done
+fi

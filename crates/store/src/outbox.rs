@@ -78,9 +78,10 @@ pub fn insert(conn: &mut DbConn, message: &NewMessage<'_>) -> QueryResult<()> {
 }
 
 /// The insert of an outbox row, for a caller that sends it as part of a larger PostgreSQL
-/// statement ([`crate::Together`]) inside the transaction of the change it announces. As with
-/// [`insert`], this process's relay is woken when that transaction commits (needlessly, and
-/// harmlessly, if the statement is never run).
+/// statement ([`crate::Together`]) with the change it announces, in that change's
+/// transaction or as its one statement ([`crate::one_statement`]). As with [`insert`], this
+/// process's relay is woken when that commits (needlessly, and harmlessly, if the statement
+/// is never run).
 pub fn insertion<'a>(message: &NewMessage<'a>) -> impl QueryFragment<Pg> + QueryId + 'a {
     PENDING.with(|p| p.set(true));
     diesel::insert_into(outbox::table).values(values(message))
