@@ -202,7 +202,8 @@ async fn create_ticket(
     let product_id = body.product_id.clone();
     // One write on PostgreSQL (tickets::insert), last: no transaction needed without a key.
     idempotency::once_one_statement(&state, &caller, key, "POST /tickets", &body, move |conn| {
-        // Read in the transaction: the product may have been archived meanwhile.
+        // Read again here, next to the write: the product may have been archived meanwhile
+        // (a model's answer can take seconds).
         let domain = checked
             .requester_email
             .rsplit('@')

@@ -151,10 +151,10 @@ pub struct LedgerRow {
 
 /// A new ticket with its SLA clock, the clock's start in the ledger, its first history line,
 /// its tags and the event announcing it. On PostgreSQL they go as one statement: with
-/// [`for_create`], a create's transaction is four round trips (begin, read, write, commit)
-/// where it was eight, each a trip through the network stack and PostgreSQL's executor set-up. A tag is a
-/// single-row insert of its own, so the statement stays preparable (one cached statement per
-/// number of tags, at most 20).
+/// [`for_create`], a create is two round trips (read, write; begin and commit as well when an
+/// `Idempotency-Key` needs a transaction) where it was eight, each a trip through the network
+/// stack and PostgreSQL's executor set-up. A tag is a single-row insert of its own, so the
+/// statement stays preparable (one cached statement per number of tags, at most 20).
 #[allow(clippy::too_many_arguments)]
 pub fn insert(
     conn: &mut DbConn,
@@ -204,8 +204,13 @@ diesel::define_sql_function! {
 
 /// What a create reads before it writes: the product, the company owning the requester's
 /// email domain (if any) and the tenant's next ticket number, or `None` if the tenant has no
-/// such product. One statement on PostgreSQL; the number is only drawn when the product
-/// exists (and, like any number of a create that rolls back, leaves a gap if it is not used).
+/// such product. One statement on PostgreSQL.
+///
+/// On PostgreSQL the number comes from the tenant's own sequence (migration `ticket_number`,
+/// made on the tenant's first ticket): `nextval` holds no lock until commit, so creates commit
+/// in parallel; it is drawn only when the product exists, and a create that then fails leaves
+/// a gap. On SQLite (one writer at a time anyway) a counter row in the create's transaction
+/// keeps the numbers without gaps.
 pub fn for_create(
     conn: &mut DbConn,
     tenant_id: &str,
