@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use fleetdesk_store::{Db, DbConn, StoreError, processed};
-use tracing::Instrument;
 
 use crate::bus::{BoxFuture, Deliver, Incoming, Outcome};
 use crate::envelope::Envelope;
@@ -78,34 +77,16 @@ impl Consumer {
         metrics::counter!("events_duplicates_total", "consumer" => self.name.clone()).increment(1);
     }
 
-    async fn run(&self, message: &Incoming) -> Outcome {
-        let envelope = match decode(message) {
-            Ok(e) => e,
-            Err(e) => return Outcome::Reject(e),
-        };
-        let span = self.span(&envelope, message.attempt);
-        let handler = self.handler.clone();
-        let name = self.name.clone();
-        let result = self
-            .db
-            .transaction(move |conn| {
-                let id = envelope.id.to_string();
-                if !processed::first_time(conn, &name, &id, Utc::now().naive_utc())? {
-                    return Ok(false);
+    /// Handles one event in a transaction of its own.
+    async fn one(&self, message: &Incoming) -> Outcome {
+        match self.lot(std::slice::from_ref(message)).await {
+            Lot::Committed(first_times) => {
+                if first_times.contains(&false) {
+                    self.duplicate();
                 }
-                handler.handle(conn, &envelope)?;
-                Ok::<_, HandlerError>(true)
-            })
-            .instrument(span.clone())
-            .await;
-        let _entered = span.enter();
-        match result {
-            Ok(true) => Outcome::Done,
-            Ok(false) => {
-                self.duplicate();
                 Outcome::Done
             }
-            Err(e) => failed(e),
+            Lot::Failed(_, outcome) => outcome,
         }
     }
 
@@ -129,7 +110,7 @@ impl Consumer {
                 }
                 Lot::Failed(at, outcome) => {
                     for message in &rest[..at] {
-                        outcomes.push(self.run(message).await);
+                        outcomes.push(self.one(message).await);
                     }
                     outcomes.push(outcome);
                     rest = &rest[at + 1..];
@@ -250,7 +231,7 @@ fn decode(message: &Incoming) -> Result<Envelope, String> {
 
 impl Deliver for Consumer {
     fn deliver<'a>(&'a self, message: &'a Incoming) -> BoxFuture<'a, Outcome> {
-        Box::pin(self.run(message))
+        Box::pin(self.one(message))
     }
 
     fn deliver_all<'a>(&'a self, messages: &'a [Incoming]) -> BoxFuture<'a, Vec<Outcome>> {

@@ -18,11 +18,7 @@ pub fn first_time(
 ) -> QueryResult<bool> {
     // Prepared once per connection (a statement of its own per event would be parsed and
     // planned every time).
-    let row = (
-        processed_events::consumer.eq(consumer),
-        processed_events::event_id.eq(event_id),
-        processed_events::processed_at.eq(now),
-    );
+    let row = row(consumer, event_id, now);
     let inserted = match conn {
         DbConn::Pg(c) => diesel::insert_into(processed_events::table)
             .values(row)
@@ -46,7 +42,12 @@ pub fn first_times(
 ) -> QueryResult<Vec<bool>> {
     let mut firsts = Vec::with_capacity(event_ids.len());
     match conn {
-        DbConn::Pg(_) if event_ids.is_empty() => {}
+        // One id: the prepared single-row statement.
+        DbConn::Pg(_) if event_ids.len() < 2 => {
+            for id in event_ids {
+                firsts.push(first_time(conn, consumer, id, now)?);
+            }
+        }
         DbConn::Pg(c) => {
             // In one order, so two lots sharing ids (a redelivery) wait for each other
             // instead of deadlocking.
@@ -55,13 +56,7 @@ pub fn first_times(
             sorted.dedup();
             let rows: Vec<_> = sorted
                 .into_iter()
-                .map(|id| {
-                    (
-                        processed_events::consumer.eq(consumer),
-                        processed_events::event_id.eq(id),
-                        processed_events::processed_at.eq(now),
-                    )
-                })
+                .map(|id| row(consumer, id, now))
                 .collect();
             let mut new: std::collections::HashSet<String> =
                 diesel::insert_into(processed_events::table)
@@ -82,6 +77,23 @@ pub fn first_times(
         }
     }
     Ok(firsts)
+}
+
+#[allow(clippy::type_complexity)]
+fn row<'a>(
+    consumer: &'a str,
+    event_id: &'a str,
+    now: NaiveDateTime,
+) -> (
+    diesel::dsl::Eq<processed_events::consumer, &'a str>,
+    diesel::dsl::Eq<processed_events::event_id, &'a str>,
+    diesel::dsl::Eq<processed_events::processed_at, NaiveDateTime>,
+) {
+    (
+        processed_events::consumer.eq(consumer),
+        processed_events::event_id.eq(event_id),
+        processed_events::processed_at.eq(now),
+    )
 }
 
 /// Whether `consumer` has handled `event_id`.

@@ -77,53 +77,33 @@ fn replay(row: &IdempotencyRow, hash: &str) -> Result<Created, ApiError> {
     })
 }
 
-/// Runs `create` in a transaction, once per key: the first response is remembered with it,
-/// a retry gets that response (with `Idempotent-Replayed: true`).
+/// What a create writes, which says whether it needs a transaction of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    /// Several statements: a transaction.
+    Many,
+    /// On PostgreSQL one statement, its last step: without a key it runs outside a
+    /// transaction there ([`fleetdesk_store::one_statement`]), two round trips fewer.
+    OneStatement,
+}
+
+/// Runs `create` (in a transaction unless [`Writes::OneStatement`] and no key), once per key:
+/// the first response is remembered with it, in the same transaction, and a retry gets that
+/// response (with `Idempotent-Replayed: true`).
 pub async fn once<F>(
     state: &AppState,
     caller: &Caller,
     key: IdempotencyKey,
     route: &'static str,
     request: &impl Serialize,
-    create: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
-{
-    run(state, caller, key, route, request, false, create).await
-}
-
-/// [`once`] for a create whose only write on PostgreSQL is its last statement: without a key
-/// it runs outside a transaction there ([`fleetdesk_store::one_statement`]), two round trips
-/// fewer. With a key, the remembered response needs a transaction as usual.
-pub async fn once_one_statement<F>(
-    state: &AppState,
-    caller: &Caller,
-    key: IdempotencyKey,
-    route: &'static str,
-    request: &impl Serialize,
-    create: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
-{
-    run(state, caller, key, route, request, true, create).await
-}
-
-async fn run<F>(
-    state: &AppState,
-    caller: &Caller,
-    key: IdempotencyKey,
-    route: &'static str,
-    request: &impl Serialize,
-    one_statement: bool,
+    writes: Writes,
     create: F,
 ) -> Result<HttpResponse, ApiError>
 where
     F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
 {
     let Some(key) = key.0 else {
-        let created = if one_statement {
+        let created = if writes == Writes::OneStatement {
             state
                 .db
                 .run(move |conn| fleetdesk_store::one_statement(conn, create))

@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::domain::fields::{self, Channel, Severity, TicketType};
 use crate::domain::sla::{self, Policy, Progress, SlaClock};
 use crate::domain::status::Status;
-use crate::idempotency::{self, Created, IdempotencyKey};
+use crate::idempotency::{self, Created, IdempotencyKey, Writes};
 use crate::store::companies as company_store;
 use crate::store::list_to_json;
 use crate::store::products::ProductRow;
@@ -201,150 +201,159 @@ async fn create_ticket(
     let company_id = body.company_id.clone();
     let product_id = body.product_id.clone();
     // One write on PostgreSQL (tickets::insert), last: no transaction needed without a key.
-    idempotency::once_one_statement(&state, &caller, key, "POST /tickets", &body, move |conn| {
-        // Read again here, next to the write: the product may have been archived meanwhile
-        // (a model's answer can take seconds).
-        let domain = checked
-            .requester_email
-            .rsplit('@')
-            .next()
-            .unwrap_or_default();
-        let (product, domain_owner, number) =
-            tickets::for_create(conn, &tenant, &product_id, domain)?
-                .ok_or_else(product_routes::product_not_found)?;
-        active(&product)?;
-        let mut triage = match &by_model {
-            Some(t) => t.clone(),
-            None => crate::triage::by_rules(&product, &checked.title, &checked.description),
-        };
-        if let Some(t) = checked.ticket_type {
-            triage
-                .reasons
-                .push(format!("type set by the requester: {}", t.as_str()));
-        }
-        let severity = Severity::parse(&triage.severity).unwrap_or(Severity::DEFAULT);
-        let ticket_type = checked
-            .ticket_type
-            .map(|t| t.as_str().to_owned())
-            .unwrap_or_else(|| triage.ticket_type.clone());
-        let triage_json = serde_json::to_string(&triage).map_err(ApiError::internal)?;
-        let company = match &company_id {
-            Some(id) => Some(
-                company_store::find(conn, &tenant, id)?
-                    .ok_or_else(company_not_found)?
-                    .id,
-            ),
-            None => domain_owner,
-        };
-        let policy: Policy = serde_json::from_str(&product.sla_policy)
-            .unwrap_or_else(|_| Policy(Default::default()));
-        let clock = SlaClock::started(now);
-        let dues = sla::dues(&clock, policy.targets(severity), Progress::default());
-        let id = new_id();
-        let row = TicketRow {
-            id: id.clone(),
-            tenant_id: tenant.clone(),
-            number,
-            key: format!("{}-{number}", product.key),
-            product_id: product.id.clone(),
-            title: checked.title.clone(),
-            description: checked.description.clone(),
-            requester_name: checked.requester_name.clone(),
-            requester_email: checked.requester_email.clone(),
-            company_id: company,
-            channel: checked.channel.as_str().to_owned(),
-            ticket_type: ticket_type.clone(),
-            tags: list_to_json(&checked.tags),
-            status: Status::New.as_str().to_owned(),
-            severity_rank: severity.rank(),
-            assignee_id: product.default_assignee_id.clone(),
-            triage: triage_json.clone(),
-            severity_overridden: 0,
-            escalation_level: 0,
-            escalated_to: None,
-            comments_count: 0,
-            first_response_at: None,
-            resolved_at: None,
-            closed_at: None,
-            sla_due_at: dues.next,
-            created_by: actor.clone(),
-            deleted_at: None,
-            deleted_by: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        let sla_row = SlaRow {
-            ticket_id: id.clone(),
-            tenant_id: tenant.clone(),
-            running_since: clock.running_since,
-            elapsed_seconds: 0,
-            paused_since: None,
-            paused_seconds: 0,
-            first_response_due_at: dues.first_response,
-            resolution_due_at: dues.resolution,
-            first_response_breached_at: None,
-            resolution_breached_at: None,
-            first_response_seconds: None,
-            resolution_seconds: None,
-        };
-        let created = Outgoing::new(
-            &origin,
-            &ev::TicketCreated {
-                ticket_id: id.clone(),
-                key: row.key.clone(),
+    let writes = Writes::OneStatement;
+    idempotency::once(
+        &state,
+        &caller,
+        key,
+        "POST /tickets",
+        &body,
+        writes,
+        move |conn| {
+            // Read again here, next to the write: the product may have been archived meanwhile
+            // (a model's answer can take seconds).
+            let domain = checked
+                .requester_email
+                .rsplit('@')
+                .next()
+                .unwrap_or_default();
+            let (product, domain_owner, number) =
+                tickets::for_create(conn, &tenant, &product_id, domain)?
+                    .ok_or_else(product_routes::product_not_found)?;
+            active(&product)?;
+            let mut triage = match &by_model {
+                Some(t) => t.clone(),
+                None => crate::triage::by_rules(&product, &checked.title, &checked.description),
+            };
+            if let Some(t) = checked.ticket_type {
+                triage
+                    .reasons
+                    .push(format!("type set by the requester: {}", t.as_str()));
+            }
+            let severity = Severity::parse(&triage.severity).unwrap_or(Severity::DEFAULT);
+            let ticket_type = checked
+                .ticket_type
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_else(|| triage.ticket_type.clone());
+            let triage_json = serde_json::to_string(&triage).map_err(ApiError::internal)?;
+            let company = match &company_id {
+                Some(id) => Some(
+                    company_store::find(conn, &tenant, id)?
+                        .ok_or_else(company_not_found)?
+                        .id,
+                ),
+                None => domain_owner,
+            };
+            let policy: Policy = serde_json::from_str(&product.sla_policy)
+                .unwrap_or_else(|_| Policy(Default::default()));
+            let clock = SlaClock::started(now);
+            let dues = sla::dues(&clock, policy.targets(severity), Progress::default());
+            let id = new_id();
+            let row = TicketRow {
+                id: id.clone(),
+                tenant_id: tenant.clone(),
                 number,
-                product_id: row.product_id.clone(),
-                title: row.title.clone(),
-                status: row.status.clone(),
-                severity: severity.to_string(),
-                ticket_type: row.ticket_type.clone(),
-                channel: row.channel.clone(),
-                requester_email: row.requester_email.clone(),
-                company_id: row.company_id.clone(),
-                assignee_id: row.assignee_id.clone(),
-                triaged_by: triage
-                    .provenance
-                    .model
-                    .clone()
-                    .unwrap_or_else(|| "rules".into()),
-            },
-        )?;
-        // Made before the write, which must be the last thing that can fail.
-        let body = serde_json::to_value(TicketView::detail(row.clone(), &sla_row, now))
-            .map_err(ApiError::internal)?;
-        tickets::insert(
-            conn,
-            &row,
-            &sla_row,
-            &LedgerRow {
-                id: new_id(),
-                tenant_id: tenant.clone(),
+                key: format!("{}-{number}", product.key),
+                product_id: product.id.clone(),
+                title: checked.title.clone(),
+                description: checked.description.clone(),
+                requester_name: checked.requester_name.clone(),
+                requester_email: checked.requester_email.clone(),
+                company_id: company,
+                channel: checked.channel.as_str().to_owned(),
+                ticket_type: ticket_type.clone(),
+                tags: list_to_json(&checked.tags),
+                status: Status::New.as_str().to_owned(),
+                severity_rank: severity.rank(),
+                assignee_id: product.default_assignee_id.clone(),
+                triage: triage_json.clone(),
+                severity_overridden: 0,
+                escalation_level: 0,
+                escalated_to: None,
+                comments_count: 0,
+                first_response_at: None,
+                resolved_at: None,
+                closed_at: None,
+                sla_due_at: dues.next,
+                created_by: actor.clone(),
+                deleted_at: None,
+                deleted_by: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            let sla_row = SlaRow {
                 ticket_id: id.clone(),
-                kind: "start".into(),
-                target: None,
-                detail: Some(format!("severity {severity}")),
-                at: now,
-            },
-            &HistoryRow {
-                id: new_id(),
                 tenant_id: tenant.clone(),
-                ticket_id: id.clone(),
-                actor: actor.clone(),
-                field: "created".into(),
-                from_value: None,
-                to_value: Some(row.key.clone()),
-                note: None,
-                at: now,
-            },
-            &checked.tags,
-            &created.message(),
-        )?;
-        Ok(Created {
-            status: StatusCode::CREATED,
-            body,
-        })
-    })
+                running_since: clock.running_since,
+                elapsed_seconds: 0,
+                paused_since: None,
+                paused_seconds: 0,
+                first_response_due_at: dues.first_response,
+                resolution_due_at: dues.resolution,
+                first_response_breached_at: None,
+                resolution_breached_at: None,
+                first_response_seconds: None,
+                resolution_seconds: None,
+            };
+            let created = Outgoing::new(
+                &origin,
+                &ev::TicketCreated {
+                    ticket_id: id.clone(),
+                    key: row.key.clone(),
+                    number,
+                    product_id: row.product_id.clone(),
+                    title: row.title.clone(),
+                    status: row.status.clone(),
+                    severity: severity.to_string(),
+                    ticket_type: row.ticket_type.clone(),
+                    channel: row.channel.clone(),
+                    requester_email: row.requester_email.clone(),
+                    company_id: row.company_id.clone(),
+                    assignee_id: row.assignee_id.clone(),
+                    triaged_by: triage
+                        .provenance
+                        .model
+                        .clone()
+                        .unwrap_or_else(|| "rules".into()),
+                },
+            )?;
+            // Made before the write, which must be the last thing that can fail.
+            let body = serde_json::to_value(TicketView::detail(row.clone(), &sla_row, now))
+                .map_err(ApiError::internal)?;
+            tickets::insert(
+                conn,
+                &row,
+                &sla_row,
+                &LedgerRow {
+                    id: new_id(),
+                    tenant_id: tenant.clone(),
+                    ticket_id: id.clone(),
+                    kind: "start".into(),
+                    target: None,
+                    detail: Some(format!("severity {severity}")),
+                    at: now,
+                },
+                &HistoryRow {
+                    id: new_id(),
+                    tenant_id: tenant.clone(),
+                    ticket_id: id.clone(),
+                    actor: actor.clone(),
+                    field: "created".into(),
+                    from_value: None,
+                    to_value: Some(row.key.clone()),
+                    note: None,
+                    at: now,
+                },
+                &checked.tags,
+                &created.message(),
+            )?;
+            Ok(Created {
+                status: StatusCode::CREATED,
+                body,
+            })
+        },
+    )
     .await
 }
 
