@@ -71,3 +71,119 @@ pub fn render_metrics() -> String {
         .map(PrometheusHandle::render)
         .unwrap_or_default()
 }
+
+/// The counter named `name` with these labels. Handles are kept per thread once made: the
+/// `metrics` macros build, hash and look up an owned key on every call, which costs more than
+/// the increment itself on a path taken for every request.
+pub fn counter(name: &'static str, labels: &[(&'static str, &str)]) -> metrics::Counter {
+    HANDLES.with(|h| {
+        let mut h = h.borrow_mut();
+        let h = &mut *h;
+        write_key(&mut h.key, name, labels);
+        if let Some(c) = h.counters.get(h.key.as_str()) {
+            return c.clone();
+        }
+        let _ = metrics_handle();
+        let made = metrics::counter!(name, owned(labels));
+        keep(&mut h.counters, h.key.clone(), made.clone());
+        made
+    })
+}
+
+/// The histogram named `name` with these labels, kept per thread like [`counter`]'s.
+pub fn histogram(name: &'static str, labels: &[(&'static str, &str)]) -> metrics::Histogram {
+    HANDLES.with(|h| {
+        let mut h = h.borrow_mut();
+        let h = &mut *h;
+        write_key(&mut h.key, name, labels);
+        if let Some(c) = h.histograms.get(h.key.as_str()) {
+            return c.clone();
+        }
+        let _ = metrics_handle();
+        let made = metrics::histogram!(name, owned(labels));
+        keep(&mut h.histograms, h.key.clone(), made.clone());
+        made
+    })
+}
+
+fn owned(labels: &[(&'static str, &str)]) -> Vec<metrics::Label> {
+    labels
+        .iter()
+        .map(|(k, v)| metrics::Label::new(*k, (*v).to_owned()))
+        .collect()
+}
+
+/// Most handles a thread keeps; past it the cache starts again (labels are bounded — routes,
+/// statuses — so this only guards against a label that is not).
+const HANDLES_MAX: usize = 4096;
+
+#[derive(Default)]
+struct Handles {
+    key: String,
+    counters: std::collections::HashMap<String, metrics::Counter>,
+    histograms: std::collections::HashMap<String, metrics::Histogram>,
+}
+
+/// `name` and every label as one string, in a buffer reused between calls.
+fn write_key(key: &mut String, name: &str, labels: &[(&str, &str)]) {
+    key.clear();
+    key.push_str(name);
+    for (k, v) in labels {
+        key.push('\u{1f}');
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+}
+
+fn keep<H>(map: &mut std::collections::HashMap<String, H>, key: String, handle: H) {
+    if map.len() >= HANDLES_MAX {
+        map.clear();
+    }
+    map.insert(key, handle);
+}
+
+thread_local! {
+    static HANDLES: std::cell::RefCell<Handles> = std::cell::RefCell::new(Handles::default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_handles_count_into_the_one_registered_metric() {
+        counter(
+            "fleetdesk_test_total",
+            &[("route", "/a"), ("status", "200")],
+        )
+        .increment(2);
+        let other_thread = std::thread::spawn(|| {
+            counter(
+                "fleetdesk_test_total",
+                &[("route", "/a"), ("status", "200")],
+            )
+            .increment(3);
+        });
+        other_thread.join().unwrap();
+        counter(
+            "fleetdesk_test_total",
+            &[("route", "/a"), ("status", "500")],
+        )
+        .increment(1);
+        histogram("fleetdesk_test_seconds", &[("route", "/a")]).record(0.002);
+        let text = render_metrics();
+        assert!(
+            text.contains("fleetdesk_test_total{route=\"/a\",status=\"200\"} 5"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fleetdesk_test_total{route=\"/a\",status=\"500\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fleetdesk_test_seconds_count{route=\"/a\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -100,20 +100,32 @@ pub fn is_sane_request_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+impl RequestContext {
+    /// The context for a request that sent these `X-Request-Id` and `traceparent` values.
+    pub fn for_request(request_id: Option<&str>, traceparent: Option<&str>) -> Self {
+        let request_id = request_id
+            .filter(|v| is_sane_request_id(v))
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let trace_id = traceparent
+            .and_then(parse_traceparent)
+            .unwrap_or_else(|| random_hex(16));
+        RequestContext {
+            request_id,
+            trace_id,
+            span_id: random_hex(8),
+        }
+    }
+}
+
+/// Runs `work` as the request `ctx` names: [`current`] and [`trace_id`] see it.
+pub async fn within<F: std::future::Future>(ctx: RequestContext, work: F) -> F::Output {
+    CONTEXT.scope(ctx, work).await
+}
+
 fn context_for(req: &ServiceRequest) -> RequestContext {
     let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let request_id = header(&REQUEST_ID)
-        .filter(|v| is_sane_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let trace_id = header(&TRACEPARENT)
-        .and_then(parse_traceparent)
-        .unwrap_or_else(|| random_hex(16));
-    RequestContext {
-        request_id,
-        trace_id,
-        span_id: random_hex(8),
-    }
+    RequestContext::for_request(header(&REQUEST_ID), header(&TRACEPARENT))
 }
 
 /// The middleware; install with `actix_web::middleware::from_fn(observe)`.
@@ -127,7 +139,7 @@ pub async fn observe(
         .app_data::<ServiceName>()
         .map(|s| s.0)
         .unwrap_or("fleetdesk");
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         service,
@@ -160,17 +172,50 @@ pub async fn observe(
     } else {
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
     }
-    metrics::counter!("http_requests_total", "service" => service, "method" => method.clone(),
-        "route" => route.clone(), "status" => status.to_string())
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "service" => service, "method" => method,
-        "route" => route)
-    .record(elapsed.as_secs_f64());
+    record_request(service, method.as_str(), &route, status, elapsed);
     let mut res = result?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+/// Counts a served request in `http_requests_total` and `http_request_duration_seconds`.
+pub fn record_request(
+    service: &str,
+    method: &str,
+    route: &str,
+    status: u16,
+    elapsed: std::time::Duration,
+) {
+    let mut code = [0u8; 3];
+    let status = status_digits(status, &mut code);
+    fleetdesk_telemetry::counter(
+        "http_requests_total",
+        &[
+            ("service", service),
+            ("method", method),
+            ("route", route),
+            ("status", status),
+        ],
+    )
+    .increment(1);
+    fleetdesk_telemetry::histogram(
+        "http_request_duration_seconds",
+        &[("service", service), ("method", method), ("route", route)],
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// A status code's three digits, without allocating.
+pub fn status_digits(status: u16, buf: &mut [u8; 3]) -> &str {
+    let s = status.min(999);
+    *buf = [
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ];
+    std::str::from_utf8(buf).unwrap_or("000")
 }
 
 #[cfg(test)]
