@@ -1,7 +1,7 @@
 //! Identity's public keys fetched from its JWKS, for every service that verifies tokens but
 //! does not sign them (the gateway and every service besides identity).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
@@ -106,14 +106,19 @@ impl RemoteKeys {
 
     /// Verifies a token, refreshing the keys once if it names a key not known yet.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        match self.verifier.verify(token) {
+        self.verify_shared(token).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`verify`](Self::verify) without copying the remembered claims.
+    pub async fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        match self.verifier.verify_shared(token) {
             Err(TokenError::UnknownKey) => {
                 // Wait for a fetch in flight (start-up, a periodic refresh) before deciding
                 // the key is unknown.
                 let _one = self.refreshing.lock().await;
-                match self.verifier.verify(token) {
+                match self.verifier.verify_shared(token) {
                     Err(TokenError::UnknownKey) if self.refresh_if_due().await => {
-                        self.verifier.verify(token)
+                        self.verifier.verify_shared(token)
                     }
                     other => other,
                 }

@@ -1,7 +1,7 @@
 //! Verifying access tokens: EdDSA only, issuer and audience pinned, keys by `kid`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -50,7 +50,7 @@ const REMEMBERED: usize = 10_000;
 pub struct Verifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     validation: Validation,
-    verified: Mutex<HashMap<String, Claims>>,
+    verified: Mutex<HashMap<String, Arc<Claims>>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -110,6 +110,12 @@ impl Verifier {
 
     /// Checks the token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_shared(token).map(Arc::unwrap_or_clone)
+    }
+
+    /// Checks the token and returns its claims as remembered, without copying them (a
+    /// caller that only reads a field or two, such as the gateway).
+    pub fn verify_shared(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
         let now = chrono::Utc::now().timestamp();
         let known = self
             .verified
@@ -119,7 +125,7 @@ impl Verifier {
         if let Some(claims) = known {
             return in_time(&claims, now).map(|()| claims);
         }
-        let claims = self.verify_signature(token)?;
+        let claims = Arc::new(self.verify_signature(token)?);
         if let Ok(mut v) = self.verified.lock() {
             if v.len() >= REMEMBERED {
                 v.retain(|_, c| in_time(c, now).is_ok());
