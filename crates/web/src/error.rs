@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Forbidden,
     /// 404: absent, or another tenant's.
     NotFound,
+    /// 405: the route does not answer this method.
+    MethodNotAllowed,
     /// 409: a state or uniqueness conflict.
     Conflict,
     /// 412: `If-Match` does not match the current version.
@@ -62,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+            ErrorKind::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "Conflict"),
             ErrorKind::PreconditionFailed => {
                 (StatusCode::PRECONDITION_FAILED, "Precondition failed")
@@ -284,6 +287,11 @@ impl ApiError {
     /// The stable code.
     pub fn code(&self) -> &str {
         &self.code
+    }
+
+    /// The `Retry-After` seconds it answers with, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The kind.

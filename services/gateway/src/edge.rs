@@ -1,21 +1,17 @@
 //! What the gateway adds at the edge: CORS for configured origins, security headers, and the
 //! merged OpenAPI document of every service.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::web::Data;
-use actix_web::{HttpResponse, ResponseError};
 use fleetdesk_web::ApiError;
 use futures_util::future::join_all;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::Gateway;
+use crate::body::{self, GwBody};
 
 const EXPOSED: &str = "ETag, Location, Retry-After, X-Request-Id, RateLimit, RateLimit-Policy, \
      X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset";
@@ -23,75 +19,94 @@ const ALLOWED_HEADERS: &str =
     "Authorization, Content-Type, If-Match, Idempotency-Key, X-API-Key, X-Request-Id, traceparent";
 const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 
-fn put(headers: &mut actix_web::http::header::HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), v);
-    }
+fn put(headers: &mut HeaderMap, name: &'static str, value: &'static str) {
+    headers.insert(
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    );
 }
 
-/// CORS and security headers around everything the gateway answers.
-pub async fn edge(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<BoxBody, impl MessageBody>>, actix_web::Error> {
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .map(str::to_owned);
-    let allowed = origin.as_ref().is_some_and(|o| {
-        req.app_data::<Data<Gateway>>()
-            .is_some_and(|g| g.cors_origins.iter().any(|a| a == o || a == "*"))
-    });
-    let docs = req.path().starts_with("/api/docs");
-    // A CORS preflight is answered here: no token, nothing forwarded.
-    if req.method() == Method::OPTIONS
-        && origin.is_some()
-        && req.headers().contains_key("access-control-request-method")
+/// The request's `Origin` when it is one of the configured CORS origins.
+pub fn allowed_origin(gw: &Gateway, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(header::ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    gw.cors_origins
+        .iter()
+        .any(|a| a == text || a == "*")
+        .then(|| origin.clone())
+}
+
+/// The answer to a CORS preflight (`OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`), given here: no token, nothing forwarded.
+pub fn preflight(
+    method: &Method,
+    headers: &HeaderMap,
+    allowed: Option<&HeaderValue>,
+) -> Option<Response<GwBody>> {
+    if method != Method::OPTIONS
+        || !headers.contains_key(header::ORIGIN)
+        || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
     {
-        let mut response = HttpResponse::NoContent().finish();
-        if allowed {
-            let h = response.headers_mut();
-            put(
-                h,
-                "access-control-allow-origin",
-                origin.as_deref().unwrap_or(""),
-            );
-            put(h, "access-control-allow-methods", ALLOWED_METHODS);
-            put(h, "access-control-allow-headers", ALLOWED_HEADERS);
-            put(h, "access-control-allow-credentials", "true");
-            put(h, "access-control-max-age", "600");
-            put(h, "vary", "Origin");
-        }
-        return Ok(req.into_response(response).map_into_left_body());
+        return None;
     }
-    let mut res = next.call(req).await?;
-    let h = res.headers_mut();
-    if allowed {
-        put(
-            h,
-            "access-control-allow-origin",
-            origin.as_deref().unwrap_or(""),
-        );
+    let mut response = Response::new(GwBody::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    if let Some(origin) = allowed {
+        let h = response.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        put(h, "access-control-allow-methods", ALLOWED_METHODS);
+        put(h, "access-control-allow-headers", ALLOWED_HEADERS);
         put(h, "access-control-allow-credentials", "true");
-        put(h, "access-control-expose-headers", EXPOSED);
+        put(h, "access-control-max-age", "600");
         put(h, "vary", "Origin");
     }
-    put(h, "x-content-type-options", "nosniff");
-    put(h, "referrer-policy", "no-referrer");
+    Some(response)
+}
+
+/// CORS and security headers on everything the gateway answers.
+pub fn decorate(headers: &mut HeaderMap, allowed: Option<HeaderValue>, docs: bool) {
+    if let Some(origin) = allowed {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        put(headers, "access-control-allow-credentials", "true");
+        put(headers, "access-control-expose-headers", EXPOSED);
+        put(headers, "vary", "Origin");
+    }
+    put(headers, "x-content-type-options", "nosniff");
+    put(headers, "referrer-policy", "no-referrer");
     if docs {
-        put(h, "x-frame-options", "SAMEORIGIN");
+        put(headers, "x-frame-options", "SAMEORIGIN");
     } else {
-        put(h, "x-frame-options", "DENY");
-        if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        put(headers, "x-frame-options", "DENY");
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
             put(
-                h,
+                headers,
                 "content-security-policy",
                 "default-src 'none'; frame-ancestors 'none'",
             );
         }
     }
-    Ok(res.map_into_right_body())
+}
+
+/// `GET /api/docs/<file>`: the vendored Swagger UI, pointed at the merged document.
+pub fn docs(file: &str) -> Response<GwBody> {
+    static CONFIG: OnceLock<Arc<utoipa_swagger_ui::Config<'static>>> = OnceLock::new();
+    let config = CONFIG
+        .get_or_init(|| Arc::new(utoipa_swagger_ui::Config::from("/api/openapi.json")))
+        .clone();
+    match utoipa_swagger_ui::serve(file, config) {
+        Ok(Some(file)) => {
+            let mut response = Response::new(GwBody::Full(Some(file.bytes.into_owned().into())));
+            if let Ok(v) = HeaderValue::from_str(&file.content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            response
+        }
+        Ok(None) => body::problem(&ApiError::not_found(
+            "route_not_found",
+            "the docs have no such file",
+        )),
+        Err(e) => body::problem(&ApiError::internal(e)),
+    }
 }
 
 /// The merged document, cached for a short while.
@@ -156,12 +171,12 @@ pub fn merge(docs: &[(String, Option<Value>)]) -> Value {
 }
 
 /// `GET /api/openapi.json`: every service's document, merged.
-pub async fn openapi(gw: Data<Gateway>) -> HttpResponse {
+pub async fn openapi(gw: &Gateway) -> Response<GwBody> {
     if let Ok(cache) = gw.docs.0.lock()
         && let Some((at, doc)) = cache.as_ref()
         && at.elapsed() < DOCS_TTL
     {
-        return HttpResponse::Ok().json(doc);
+        return fresh_for_a_while(body::json(StatusCode::OK, doc));
     }
     let answers = gw
         .get_from_each_upstream("/openapi.json", Duration::from_secs(3))
@@ -179,12 +194,11 @@ pub async fn openapi(gw: Data<Gateway>) -> HttpResponse {
     }))
     .await;
     if docs.iter().all(|(_, d)| d.is_none()) {
-        let e = ApiError::unavailable(
+        return body::problem(&ApiError::unavailable(
             "upstream_unavailable",
             "no service's API document could be fetched",
             5,
-        );
-        return e.error_response();
+        ));
     }
     let merged = merge(&docs);
     if docs.iter().all(|(_, d)| d.is_some())
@@ -192,7 +206,11 @@ pub async fn openapi(gw: Data<Gateway>) -> HttpResponse {
     {
         *cache = Some((Instant::now(), merged.clone()));
     }
-    let mut response = HttpResponse::Ok().json(merged);
+    fresh_for_a_while(body::json(StatusCode::OK, &merged))
+}
+
+/// Merged here for a short while, so clients must ask again rather than keep it.
+fn fresh_for_a_while(mut response: Response<GwBody>) -> Response<GwBody> {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));

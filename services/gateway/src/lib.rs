@@ -6,34 +6,44 @@
 //! short-lived token, so services only ever see JWTs). Services still check tokens
 //! themselves. An upstream that is down answers a fast 503, one that is slow a 504, and a
 //! circuit breaker stops a dead upstream from tying up the gateway.
+//!
+//! It is its own HTTP/1.1 server on hyper ([`server`]), not an actix-web app like the
+//! services: a request goes from the client's socket to the upstream's and back as hyper's
+//! own types, headers edited in place and body frames passed on, where actix-web copied every
+//! header into the client's types and every response chunk into its write buffer.
 
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod edge;
 pub mod limits;
 pub mod proxy;
+pub mod server;
 mod sharded;
 pub mod upstream;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
-use actix_web::web::{self, Data};
-use actix_web::{App, HttpResponse, HttpServer};
-use fleetdesk_web::context::{ServiceName, observe};
+use fleetdesk_web::ApiError;
+use fleetdesk_web::context::{self, RequestContext};
 use futures_util::future::join_all;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
-use utoipa_swagger_ui::SwaggerUi;
+use tracing::Instrument;
 
 pub use config::GatewayConfig;
 
 use crate::auth::{ApiKeys, Keys};
+use crate::body::GwBody;
 use crate::config::PublicRoute;
 use crate::proxy::Upstream;
+use crate::server::{Peer, Server};
 
 /// The service name in logs and metrics.
 pub const SERVICE: &str = "gateway";
@@ -47,7 +57,7 @@ pub struct Gateway {
     routes: HashMap<String, String>,
     public: Vec<PublicRoute>,
     max_body: u64,
-    max_header: usize,
+    pub(crate) max_header: usize,
     breaker_failures: u32,
     breaker_open: Duration,
     /// Identity's signing keys.
@@ -133,12 +143,136 @@ impl Gateway {
     }
 }
 
-async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// Serves one request: the gateway's own routes, or forwarding; then the edge headers, the
+/// request id, one log line and the request metrics.
+pub(crate) async fn handle(gw: &Gateway, peer: &Peer, req: Request<Incoming>) -> Response<GwBody> {
+    let started = Instant::now();
+    let headers = req.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ctx = RequestContext::for_request(text("x-request-id"), text("traceparent"));
+    let request_id = HeaderValue::from_str(&ctx.request_id).ok();
+    let method = req.method().clone();
+    let allowed = edge::allowed_origin(gw, headers);
+    let own = own_route(req.uri().path());
+    let docs = own == Some(Own::Docs);
+    let span = tracing::info_span!(
+        "request",
+        service = SERVICE,
+        method = %method,
+        path = %req.uri().path(),
+        request_id = %ctx.request_id,
+        trace_id = %ctx.trace_id,
+    );
+    let mut response = match edge::preflight(&method, headers, allowed.as_ref()) {
+        Some(answer) => answer,
+        None => {
+            context::within(ctx.clone(), serve(gw, peer, own, req, &ctx))
+                .instrument(span.clone())
+                .await
+        }
+    };
+    let headers = response.headers_mut();
+    edge::decorate(headers, allowed, docs);
+    if let Some(id) = request_id {
+        headers.insert("x-request-id", id);
+    }
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let route = own.map_or("forwarded", Own::route);
+    let _entered = span.enter();
+    if matches!(own, Some(Own::Health | Own::Ready | Own::Metrics)) {
+        tracing::debug!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
+    } else {
+        tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
+    }
+    context::record_request(SERVICE, method.as_str(), route, status, elapsed);
+    response
+}
+
+/// The gateway's own routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    Health,
+    Ready,
+    Metrics,
+    OpenApi,
+    Docs,
+}
+
+impl Own {
+    fn route(self) -> &'static str {
+        match self {
+            Own::Health => "/health",
+            Own::Ready => "/health/ready",
+            Own::Metrics => "/metrics",
+            Own::OpenApi => "/api/openapi.json",
+            Own::Docs => "/api/docs/{file}",
+        }
+    }
+}
+
+fn own_route(path: &str) -> Option<Own> {
+    match path {
+        "/health" => Some(Own::Health),
+        "/health/ready" => Some(Own::Ready),
+        "/metrics" => Some(Own::Metrics),
+        "/api/openapi.json" => Some(Own::OpenApi),
+        p if p == "/api/docs" || p.starts_with("/api/docs/") => Some(Own::Docs),
+        _ => None,
+    }
+}
+
+async fn serve(
+    gw: &Gateway,
+    peer: &Peer,
+    own: Option<Own>,
+    req: Request<Incoming>,
+    ctx: &RequestContext,
+) -> Response<GwBody> {
+    let Some(own) = own else {
+        return proxy::forward(gw, peer, req, ctx)
+            .await
+            .unwrap_or_else(|e| body::problem(&e));
+    };
+    let method = req.method();
+    if !(method == Method::GET || method == Method::HEAD) {
+        let mut answer = body::problem(&ApiError::new(
+            fleetdesk_web::error::ErrorKind::MethodNotAllowed,
+            "method_not_allowed",
+            "this route answers GET only",
+        ));
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return answer;
+    }
+    match own {
+        Own::Health => body::json(
+            StatusCode::OK,
+            &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+        ),
+        Own::Ready => ready(gw).await,
+        Own::Metrics => body::bytes(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            fleetdesk_telemetry::render_metrics(),
+        ),
+        Own::OpenApi => edge::openapi(gw).await,
+        Own::Docs => match req.uri().path().strip_prefix("/api/docs/") {
+            Some(file) => edge::docs(file),
+            None => {
+                let mut to = Response::new(GwBody::Empty);
+                *to.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                to.headers_mut()
+                    .insert(header::LOCATION, HeaderValue::from_static("/api/docs/"));
+                to
+            }
+        },
+    }
 }
 
 /// Every upstream's readiness, each listed; 503 unless all are ready.
-async fn ready(gw: Data<Gateway>) -> HttpResponse {
+async fn ready(gw: &Gateway) -> Response<GwBody> {
     let results: Vec<(String, &str)> = gw
         .get_from_each_upstream("/health/ready", Duration::from_secs(2))
         .await
@@ -163,48 +297,14 @@ async fn ready(gw: Data<Gateway>) -> HttpResponse {
         "version": env!("CARGO_PKG_VERSION"),
     });
     if all_ok {
-        HttpResponse::Ok().json(body)
+        body::json(StatusCode::OK, &body)
     } else {
-        HttpResponse::ServiceUnavailable()
-            .insert_header(("retry-after", "5"))
-            .json(body)
+        let mut answer = body::json(StatusCode::SERVICE_UNAVAILABLE, &body);
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        answer
     }
-}
-
-async fn metrics_text() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(fleetdesk_telemetry::render_metrics())
-}
-
-/// The HTTP server over `listener`.
-pub fn serve(
-    gateway: Data<Gateway>,
-    listener: TcpListener,
-    workers: usize,
-) -> std::io::Result<Server> {
-    let _ = fleetdesk_telemetry::metrics_handle();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(ServiceName(SERVICE))
-            .app_data(gateway.clone())
-            .app_data(web::PayloadConfig::new(usize::MAX))
-            .wrap(from_fn(edge::edge))
-            .wrap(from_fn(observe))
-            .route("/health", web::get().to(health))
-            .route("/api/openapi.json", web::get().to(edge::openapi))
-            .service(
-                SwaggerUi::new("/api/docs/{_:.*}")
-                    .config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
-            )
-            .route("/health/ready", web::get().to(ready))
-            .route("/metrics", web::get().to(metrics_text))
-            .default_service(web::to(proxy::forward))
-    })
-    .workers(workers)
-    .listen(listener)?
-    .run();
-    Ok(server)
 }
 
 /// A running gateway.
@@ -212,7 +312,7 @@ pub struct Application {
     /// The port it listens on.
     pub port: u16,
     /// Its state.
-    pub gateway: Data<Gateway>,
+    pub gateway: Arc<Gateway>,
     server: Server,
     refresher: JoinHandle<()>,
 }
@@ -224,7 +324,7 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
-        let gateway = Data::new(Gateway::new(&config).await?);
+        let gateway = Arc::new(Gateway::new(&config).await?);
         if let Err(e) = gateway.keys.fetch().await {
             tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
         }
@@ -240,7 +340,8 @@ impl Application {
                 }
             }
         });
-        let server = serve(gateway.clone(), listener, config.workers)?;
+        let _ = fleetdesk_telemetry::metrics_handle();
+        let server = Server::start(gateway.clone(), listener, config.workers)?;
         Ok(Self {
             port,
             gateway,
@@ -249,9 +350,9 @@ impl Application {
         })
     }
 
-    /// Serves until stopped.
+    /// Serves until SIGINT or SIGTERM, then lets the requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = self.server.run().await;
         self.refresher.abort();
         result
     }

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hyper::header::HeaderValue;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
@@ -42,6 +43,8 @@ pub struct Policy {
     pub window: Duration,
     /// Requests that may come at once.
     pub burst: u32,
+    /// Its `RateLimit-Policy` header, the same on every answer.
+    pub header: HeaderValue,
 }
 
 /// The default policies: tight per-address limits on sign-in and reset, a budget per caller
@@ -113,7 +116,10 @@ impl Policy {
                 KeyKind::Tenant => "tenant",
             }
         );
+        let header = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={}", window.as_secs()))
+            .map_err(|_| format!("`{text}`: {usage}"))?;
         Ok(Self {
+            header,
             name,
             service,
             prefix,
@@ -154,8 +160,10 @@ impl Policy {
 /// One policy's verdict for one request.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    /// The policy.
+    /// The policy's name.
     pub policy: String,
+    /// Its `RateLimit-Policy` header.
+    pub policy_header: HeaderValue,
     /// Its limit and window, for the headers.
     pub limit: u32,
     /// Its window.
@@ -268,10 +276,19 @@ impl Limiter {
                 if map.len() > 100_000 {
                     map.retain(|_, tat| *tat > now);
                 }
-                let tat = map.get(key).copied().unwrap_or(0);
-                let (allowed, new_tat, remaining, reset, retry) =
-                    decide(tat, now, interval, policy.burst);
-                map.insert(key.to_owned(), new_tat);
+                // One lookup for a key seen before; the key is copied only when new.
+                let (allowed, _, remaining, reset, retry) = match map.get_mut(key) {
+                    Some(tat) => {
+                        let d = decide(*tat, now, interval, policy.burst);
+                        *tat = d.1;
+                        d
+                    }
+                    None => {
+                        let d = decide(0, now, interval, policy.burst);
+                        map.insert(key.to_owned(), d.1);
+                        d
+                    }
+                };
                 (allowed, remaining, reset, retry)
             }
             Store::Redis { conn, script } => {
@@ -293,6 +310,7 @@ impl Limiter {
         };
         Ok(Decision {
             policy: policy.name.clone(),
+            policy_header: policy.header.clone(),
             limit: policy.limit,
             window: policy.window,
             allowed,

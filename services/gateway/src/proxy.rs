@@ -4,21 +4,20 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::web::{Data, Payload};
-use actix_web::{HttpRequest, HttpResponse};
 use fleetdesk_auth::TokenError;
 use fleetdesk_web::ApiError;
-use fleetdesk_web::context;
+use fleetdesk_web::context::RequestContext;
 use fleetdesk_web::error::ErrorKind;
-use futures_util::StreamExt;
-use hyper::header::{HeaderName as UpName, HeaderValue as UpValue};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response};
 
 use crate::Gateway;
 use crate::auth::Exchange;
+use crate::body::{self, GwBody};
 use crate::config::UpstreamConfig;
 use crate::limits::{Decision, KeyKind};
+use crate::server::Peer;
 use crate::upstream::{self as client, SendError, UpBody};
 
 /// An upstream with its circuit breaker.
@@ -28,7 +27,7 @@ pub struct Upstream {
     /// `host:port` of its base URL: where to connect.
     authority: String,
     /// The same, as the `Host` header it is sent.
-    host: Option<UpValue>,
+    host: Option<HeaderValue>,
     failures: AtomicU32,
     open_until: Mutex<Option<Instant>>,
 }
@@ -43,7 +42,7 @@ impl Upstream {
         );
         Self {
             config,
-            host: UpValue::from_str(&authority).ok(),
+            host: HeaderValue::from_str(&authority).ok(),
             authority,
             failures: AtomicU32::new(0),
             open_until: Mutex::new(None),
@@ -99,24 +98,27 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// The headers of one message that must not be forwarded: the fixed hop-by-hop set and
-/// whatever its `Connection` headers name. Built from raw values, so it serves both the
-/// request (actix's header types) and the response (hyper's).
-struct HopByHop(Vec<String>);
-
-impl HopByHop {
-    fn new<'a>(connection: impl Iterator<Item = &'a [u8]>) -> Self {
-        let listed = connection
-            .filter_map(|v| std::str::from_utf8(v).ok())
-            .flat_map(|v| v.split(','))
-            .map(|n| n.trim().to_ascii_lowercase())
-            .filter(|n| !n.is_empty())
-            .collect();
-        Self(listed)
+/// Removes what must not be forwarded from one message's headers: the fixed hop-by-hop set
+/// and whatever its `Connection` headers name. Most messages have none of them: one pass
+/// over the names finds that, without a lookup per name.
+fn drop_hop_by_hop(headers: &mut HeaderMap) {
+    if !headers.keys().any(|n| HOP_BY_HOP.contains(&n.as_str())) {
+        return;
     }
-
-    fn contains(&self, name: &str) -> bool {
-        HOP_BY_HOP.contains(&name) || self.0.iter().any(|n| n == name)
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(listed.iter().map(String::as_str))
+    {
+        headers.remove(name);
     }
 }
 
@@ -145,15 +147,15 @@ fn token_problem(e: &TokenError) -> ApiError {
 }
 
 /// The `Authorization` header as scheme and credentials, read once per request.
-fn authorization(req: &HttpRequest) -> Option<(&str, &str)> {
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+fn authorization(headers: &HeaderMap) -> Option<(&str, &str)> {
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = auth.split_once(' ')?;
     Some((scheme, rest.trim()))
 }
 
 /// The API key a request presents: `X-API-Key`, or `Authorization: ApiKey <key>`.
-fn api_key(req: &HttpRequest, auth: Option<(&str, &str)>) -> Option<String> {
-    if let Some(v) = req.headers().get("x-api-key").and_then(|v| v.to_str().ok()) {
+fn api_key(headers: &HeaderMap, auth: Option<(&str, &str)>) -> Option<String> {
+    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_owned());
     }
     let (scheme, key) = auth?;
@@ -186,9 +188,13 @@ fn key_id(key: &str) -> String {
 }
 
 /// Checks the caller's credentials.
-async fn authenticate(gw: &Gateway, req: &HttpRequest, request_id: &str) -> Result<Who, ApiError> {
-    let auth = authorization(req);
-    if let Some(key) = api_key(req, auth) {
+async fn authenticate(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    request_id: &str,
+) -> Result<Who, ApiError> {
+    let auth = authorization(headers);
+    if let Some(key) = api_key(headers, auth) {
         if key.is_empty() || key.len() > 512 {
             return Err(ApiError::unauthorized(
                 "invalid_api_key",
@@ -246,7 +252,7 @@ async fn limit(
     path: &str,
     ip: &str,
     who: &Who,
-) -> Result<Option<Decision>, HttpResponse> {
+) -> Result<Option<Decision>, Response<GwBody>> {
     let mut tightest: Option<Decision> = None;
     for policy in gw
         .limiter
@@ -254,31 +260,32 @@ async fn limit(
         .iter()
         .filter(|p| p.applies(service, path))
     {
-        let value = match policy.key {
-            KeyKind::Ip => format!("ip:{ip}"),
-            KeyKind::Subject => who
-                .subject
-                .as_ref()
-                .map(|s| format!("sub:{s}"))
-                .unwrap_or_else(|| format!("ip:{ip}")),
-            KeyKind::Tenant => match &who.tenant {
-                Some(t) => format!("tenant:{t}"),
-                None => continue,
-            },
+        let (kind, value) = match (policy.key, &who.subject, &who.tenant) {
+            (KeyKind::Subject, Some(s), _) => ("sub", s.as_str()),
+            (KeyKind::Ip | KeyKind::Subject, _, _) => ("ip", ip),
+            (KeyKind::Tenant, _, Some(t)) => ("tenant", t.as_str()),
+            (KeyKind::Tenant, _, None) => continue,
         };
-        let key = format!("fdrl:{}:{service}:{value}", policy.name);
+        let key = format!("fdrl:{}:{service}:{kind}:{value}", policy.name);
         let decision = match gw.limiter.check(policy, &key).await {
             Ok(d) => d,
             Err(e) => {
                 // Fail open: an unreachable Redis must not take the API down.
                 tracing::warn!(error = %e, "rate limiter unavailable; request let through");
-                metrics::counter!("gateway_limiter_errors_total").increment(1);
+                fleetdesk_telemetry::counter("gateway_limiter_errors_total", &[]).increment(1);
                 continue;
             }
         };
         if !decision.allowed {
-            metrics::counter!("gateway_rejected_total", "service" => service.to_owned(), "group" => group.to_owned(), "reason" => "rate_limited")
-                .increment(1);
+            fleetdesk_telemetry::counter(
+                "gateway_rejected_total",
+                &[
+                    ("service", service),
+                    ("group", group),
+                    ("reason", "rate_limited"),
+                ],
+            )
+            .increment(1);
             let error = ApiError::too_many(
                 "rate_limited",
                 format!(
@@ -289,7 +296,7 @@ async fn limit(
                 ),
                 decision.retry_after,
             );
-            let mut response = actix_web::ResponseError::error_response(&error);
+            let mut response = body::problem(&error);
             rate_headers(response.headers_mut(), &decision);
             return Err(response);
         }
@@ -305,70 +312,67 @@ async fn limit(
 
 /// `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) and the `X-RateLimit-*` trio.
 fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put(
-        "ratelimit-policy",
-        format!("\"{}\";q={};w={}", d.policy, d.limit, d.window.as_secs()),
+    headers.insert(
+        HeaderName::from_static("ratelimit-policy"),
+        d.policy_header.clone(),
     );
-    put(
-        "ratelimit",
-        format!("\"{}\";r={};t={}", d.policy, d.remaining, d.reset),
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("\"{}\";r={};t={}", d.policy, d.remaining, d.reset))
+    {
+        headers.insert(HeaderName::from_static("ratelimit"), v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-ratelimit-limit"),
+        HeaderValue::from(d.limit),
     );
-    put("x-ratelimit-limit", d.limit.to_string());
-    put("x-ratelimit-remaining", d.remaining.to_string());
-    put("x-ratelimit-reset", d.reset.to_string());
+    headers.insert(
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderValue::from(d.remaining),
+    );
+    headers.insert(
+        HeaderName::from_static("x-ratelimit-reset"),
+        HeaderValue::from(d.reset),
+    );
 }
 
-fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The catch-all handler: every request that is not the gateway's own.
+/// Forwards a request that is not the gateway's own.
 pub async fn forward(
-    req: HttpRequest,
-    payload: Payload,
-    gw: Data<Gateway>,
-) -> Result<HttpResponse, ApiError> {
+    gw: &Gateway,
+    peer: &Peer,
+    req: Request<Incoming>,
+    ctx: &RequestContext,
+) -> Result<Response<GwBody>, ApiError> {
     oversized_head(&req, gw.max_header)?;
-    let path = req.path().to_owned();
-    let method = req.method().as_str().to_owned();
-    let Some(upstream) = route(&gw, &path) else {
+    let (mut parts, incoming) = req.into_parts();
+    // A cheap clone (shared bytes): the path is needed after the request has gone.
+    let uri = parts.uri.clone();
+    let path = uri.path();
+    let Some(upstream) = route(gw, path) else {
         return Err(ApiError::not_found(
             "route_not_found",
             "no service serves this path",
         ));
     };
-    let service = upstream.config.name.clone();
-    let ctx = context::current();
-    let request_id = ctx
-        .as_ref()
-        .map(|c| c.request_id.clone())
-        .unwrap_or_default();
-    let public = gw.public.iter().any(|p| p.matches(&method, &path));
+    let service = upstream.config.name.as_str();
+    let public = gw
+        .public
+        .iter()
+        .any(|p| p.matches(parts.method.as_str(), path));
     let who = if public {
         Who::default()
     } else {
-        authenticate(&gw, &req, &request_id).await?
+        authenticate(gw, &parts.headers, &ctx.request_id).await?
     };
     let group = path
         .strip_prefix("/api/v1/")
         .and_then(|r| r.split('/').next())
-        .unwrap_or("jwks")
-        .to_owned();
-    let ip = client_ip(&req);
-    let verdict = match limit(&gw, &service, &group, &path, &ip, &who).await {
+        .unwrap_or("jwks");
+    let verdict = match limit(gw, service, group, path, &peer.ip, &who).await {
         Ok(v) => v,
         Err(too_many) => return Ok(too_many),
     };
-    let replacement = who.replacement;
-    if let Some(len) = req
-        .headers()
+    let headers = &mut parts.headers;
+    if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
@@ -377,8 +381,15 @@ pub async fn forward(
         return Err(too_large(gw.max_body));
     }
     if let Some(wait) = upstream.open_for() {
-        metrics::counter!("gateway_rejected_total", "service" => service.clone(), "reason" => "circuit_open")
-            .increment(1);
+        fleetdesk_telemetry::counter(
+            "gateway_rejected_total",
+            &[
+                ("service", service),
+                ("group", group),
+                ("reason", "circuit_open"),
+            ],
+        )
+        .increment(1);
         return Err(ApiError::unavailable(
             "upstream_unavailable",
             format!("the {service} service is unavailable; retry later"),
@@ -386,121 +397,75 @@ pub async fn forward(
         ));
     }
 
-    let skip = HopByHop::new(
-        req.headers()
-            .get_all(header::CONNECTION)
-            .map(HeaderValue::as_bytes),
-    );
-    let mut headers = hyper::HeaderMap::new();
-    for (name, value) in req.headers() {
-        let n = name.as_str();
-        if skip.contains(n)
-            || n == "host"
-            || n == "x-api-key"
-            || n == "x-request-id"
-            || n == "traceparent"
-            || n.starts_with("x-forwarded-")
-            || n == "forwarded"
-            || (replacement.is_some() && name == header::AUTHORIZATION)
-        {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            UpName::from_bytes(n.as_bytes()),
-            UpValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(n, v);
-        }
-    }
-    if let Some(host) = &upstream.host {
-        headers.insert(hyper::header::HOST, host.clone());
-    }
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = UpValue::from_str(value) {
-            headers.insert(UpName::from_static(name), v);
-        }
-    };
-    if let Some(token) = &replacement {
-        set("authorization", &format!("Bearer {token}"));
-    }
-    // The gateway is the edge: forwarded headers from clients are not trusted.
-    set("x-forwarded-for", &ip);
-    // From the connection itself: `connection_info()` would believe client-sent
-    // `Forwarded`/`X-Forwarded-*` headers.
-    let scheme = if req.app_config().secure() {
-        "https"
-    } else {
-        "http"
-    };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| req.app_config().host().to_owned());
-    set("x-forwarded-proto", scheme);
-    set("x-forwarded-host", &host);
-    if let Some(c) = &ctx {
-        set("x-request-id", &c.request_id);
-        set("traceparent", &c.traceparent());
-    }
-
-    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
-        || req
-            .headers()
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
-    let Ok(up_method) = hyper::Method::from_bytes(req.method().as_str().as_bytes()) else {
-        return Err(ApiError::bad_request(
-            "bad_method",
-            "unsupported HTTP method",
-        ));
+    // The request's own headers go on, edited in place.
+    let forwarded_host = headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| HeaderValue::from_str(&peer.local).ok());
+    drop_hop_by_hop(headers);
+    for name in ["x-api-key", "x-request-id", "traceparent", "forwarded"] {
+        headers.remove(name);
+    }
+    // The gateway is the edge: forwarded headers from clients are not trusted.
+    let client_forwarded: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with("x-forwarded-"))
+        .cloned()
+        .collect();
+    for name in client_forwarded {
+        headers.remove(name);
+    }
+    match &upstream.host {
+        Some(host) => headers.insert(header::HOST, host.clone()),
+        None => headers.remove(header::HOST),
     };
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or(path.as_str(), |p| p.as_str());
-    let Ok(target) = hyper::Uri::try_from(target) else {
-        return Err(ApiError::bad_request(
-            "bad_target",
-            "the request target is not a valid URI path",
-        ));
+    if let Some(token) = &who.replacement
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
+    {
+        headers.insert(header::AUTHORIZATION, v);
+    }
+    let mut set = |name: &'static str, value: Option<HeaderValue>| {
+        if let Some(v) = value {
+            headers.insert(HeaderName::from_static(name), v);
+        }
     };
+    set("x-forwarded-for", HeaderValue::from_str(&peer.ip).ok());
+    // No TLS at the gateway itself: a terminating load balancer in front sets its own.
+    set("x-forwarded-proto", Some(HeaderValue::from_static("http")));
+    set("x-forwarded-host", forwarded_host);
+    set("x-request-id", HeaderValue::from_str(&ctx.request_id).ok());
+    set(
+        "traceparent",
+        HeaderValue::from_str(&ctx.traceparent()).ok(),
+    );
+
     let limit = gw.max_body;
     let seen = std::sync::Arc::new(AtomicU64::new(0));
     let body = if has_body {
-        // Streamed as it arrives (back-pressure both ways), counted against the limit.
-        let counted = seen.clone();
-        UpBody::stream(payload.scan(false, move |over, chunk| {
-            if *over {
-                return std::future::ready(None);
-            }
-            let item = match chunk {
-                Ok(chunk) => {
-                    let total = counted.fetch_add(chunk.len() as u64, Ordering::Relaxed)
-                        + chunk.len() as u64;
-                    if total > limit {
-                        *over = true;
-                        Err(std::io::Error::other("request body over the limit"))
-                    } else {
-                        Ok(chunk)
-                    }
-                }
-                Err(e) => {
-                    *over = true;
-                    Err(std::io::Error::other(e.to_string()))
-                }
-            };
-            std::future::ready(Some(item))
-        }))
+        // Passed on as it arrives (back-pressure both ways), counted against the limit.
+        UpBody::Client {
+            body: incoming,
+            seen: seen.clone(),
+            limit,
+        }
     } else {
-        UpBody::empty()
+        UpBody::Empty
     };
-    let mut request = hyper::Request::new(body);
-    *request.method_mut() = up_method;
-    *request.uri_mut() = target;
-    *request.headers_mut() = headers;
+    // Origin-form: the path and query exactly as the client sent them.
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = hyper::Uri::try_from(target).map_err(|_| {
+            ApiError::bad_request("bad_target", "the request target is not a valid URI path")
+        })?;
+    }
+    parts.version = hyper::Version::HTTP_11;
+    parts.extensions = Default::default();
+    let request = Request::from_parts(parts, body);
 
     let started = Instant::now();
     let sent = tokio::time::timeout(
@@ -511,7 +476,7 @@ pub async fn forward(
     let response = match sent {
         Err(_) => {
             upstream.failed(gw.breaker_failures, gw.breaker_open);
-            record(&service, &group, 504, started);
+            record(service, group, 504, started);
             return Err(ApiError::new(
                 ErrorKind::GatewayTimeout,
                 "upstream_timeout",
@@ -524,7 +489,7 @@ pub async fn forward(
             }
             upstream.failed(gw.breaker_failures, gw.breaker_open);
             if let SendError::Connect(_) = e {
-                record(&service, &group, 503, started);
+                record(service, group, 503, started);
                 tracing::warn!(service = %service, error = %e, "upstream unreachable");
                 return Err(ApiError::unavailable(
                     "upstream_unavailable",
@@ -532,7 +497,7 @@ pub async fn forward(
                     5,
                 ));
             }
-            record(&service, &group, 502, started);
+            record(service, group, 502, started);
             tracing::warn!(service = %service, error = %e, "upstream failed");
             return Err(ApiError::new(
                 ErrorKind::BadGateway,
@@ -543,44 +508,19 @@ pub async fn forward(
         Ok(Ok(r)) => r,
     };
     upstream.succeeded();
-    let status = response.status().as_u16();
-    record(&service, &group, status, started);
-    let mut out =
-        HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY));
-    let skip = HopByHop::new(
-        response
-            .headers()
-            .get_all("connection")
-            .iter()
-            .map(UpValue::as_bytes),
-    );
-    for (name, value) in response.headers() {
-        if skip.contains(name.as_str()) || name.as_str() == "content-length" {
-            continue;
-        }
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_str().as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            out.append_header((n, v));
-        }
-    }
-    let stream = response.into_body();
-    let length = stream.length();
-    let mut answer = match length {
-        Some(n) => out.body(actix_web::body::SizedStream::new(n, stream)),
-        None => out.streaming(stream),
-    };
+    record(service, group, response.status().as_u16(), started);
+    let (mut parts, returning) = response.into_parts();
+    drop_hop_by_hop(&mut parts.headers);
     if let Some(d) = &verdict {
-        rate_headers(answer.headers_mut(), d);
+        rate_headers(&mut parts.headers, d);
     }
-    Ok(answer)
+    Ok(Response::from_parts(parts, GwBody::Upstream(returning)))
 }
 
 /// 414 for a request target over `limit` bytes, 431 for header lines that add up to more:
 /// checked first in forwarding, so an oversized token or cookie never reaches the JWT check,
 /// the limiter or an upstream.
-fn oversized_head(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+fn oversized_head(req: &Request<Incoming>, limit: usize) -> Result<(), ApiError> {
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > limit {
         return Err(ApiError::new(
@@ -614,12 +554,16 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 fn record(service: &str, group: &str, status: u16, started: Instant) {
-    let labels = [
-        ("service", service.to_owned()),
-        ("group", group.to_owned()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("gateway_requests_total", &labels).increment(1);
-    metrics::histogram!("gateway_upstream_seconds", "service" => service.to_owned(), "group" => group.to_owned())
-        .record(started.elapsed().as_secs_f64());
+    let mut code = [0u8; 3];
+    let status = fleetdesk_web::context::status_digits(status, &mut code);
+    fleetdesk_telemetry::counter(
+        "gateway_requests_total",
+        &[("service", service), ("group", group), ("status", status)],
+    )
+    .increment(1);
+    fleetdesk_telemetry::histogram(
+        "gateway_upstream_seconds",
+        &[("service", service), ("group", group)],
+    )
+    .record(started.elapsed().as_secs_f64());
 }

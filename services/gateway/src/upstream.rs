@@ -3,7 +3,7 @@
 //!
 //! A request is written on an idle connection of its worker (or a new one) and the response
 //! streams back through the same worker: no pool lock, no hand-off between threads, and the
-//! client's body is read straight from actix's payload instead of through a channel. A
+//! bodies' frames pass through as they come, both ways, without a copy or a channel. A
 //! connection goes back to its worker's idle list when its response has been read to the end;
 //! one whose response was abandoned is closed. (reqwest, still used for the gateway's own calls
 //! to identity, spent a fifth of the gateway's CPU per forwarded request on its pool, URL
@@ -12,12 +12,12 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::web::Bytes;
-use futures_util::Stream;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -28,21 +28,20 @@ const MAX_IDLE: usize = 256;
 /// How long connecting may take before the upstream counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-type Chunks = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>>>>;
-
-/// A request body: none, or the client's body as it arrives.
-pub struct UpBody(Option<Chunks>);
-
-impl UpBody {
+/// A request body: none, or the client's body passed on frame by frame as it arrives,
+/// counted against the gateway's limit.
+pub enum UpBody {
     /// No body.
-    pub fn empty() -> Self {
-        Self(None)
-    }
-
-    /// A body read from `chunks`.
-    pub fn stream(chunks: impl Stream<Item = Result<Bytes, std::io::Error>> + 'static) -> Self {
-        Self(Some(Box::pin(chunks)))
-    }
+    Empty,
+    /// The client's body.
+    Client {
+        /// As the client sends it.
+        body: Incoming,
+        /// Bytes passed on so far (read by the handler after a failed send).
+        seen: Arc<AtomicU64>,
+        /// Most bytes allowed.
+        limit: u64,
+    },
 }
 
 impl Body for UpBody {
@@ -50,26 +49,46 @@ impl Body for UpBody {
     type Error = std::io::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        match self.0.as_mut() {
-            None => Poll::Ready(None),
-            Some(chunks) => chunks
-                .as_mut()
-                .poll_next(cx)
-                .map(|item| item.map(|r| r.map(Frame::data))),
+        let UpBody::Client { body, seen, limit } = self.get_mut() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            return match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        let n = data.len() as u64;
+                        if seen.fetch_add(n, Ordering::Relaxed) + n > *limit {
+                            Poll::Ready(Some(Err(std::io::Error::other(
+                                "request body over the limit",
+                            ))))
+                        } else {
+                            Poll::Ready(Some(Ok(Frame::data(data))))
+                        }
+                    }
+                    // Trailers: not forwarded.
+                    Err(_) => continue,
+                },
+            };
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_none()
+        match self {
+            UpBody::Empty => true,
+            UpBody::Client { body, .. } => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.0 {
-            None => SizeHint::with_exact(0),
-            Some(_) => SizeHint::default(),
+        match self {
+            UpBody::Empty => SizeHint::with_exact(0),
+            UpBody::Client { body, .. } => body.size_hint(),
         }
     }
 }
@@ -138,7 +157,7 @@ async fn connect(authority: &str) -> Result<Sender, SendError> {
         .await
         .map_err(SendError::Failed)?;
     // On this worker's own runtime, beside the requests that use it.
-    actix_web::rt::spawn(async move {
+    tokio::task::spawn_local(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "upstream connection ended");
         }
@@ -166,7 +185,7 @@ pub async fn send(
     // never a POST or PATCH) on a connection that may have gone stale.
     let retry = (reused && request.body().is_end_stream() && request.method().is_idempotent())
         .then(|| {
-            let mut again = Request::new(UpBody::empty());
+            let mut again = Request::new(UpBody::Empty);
             *again.method_mut() = request.method().clone();
             *again.uri_mut() = request.uri().clone();
             *again.headers_mut() = request.headers().clone();
@@ -209,17 +228,16 @@ impl Returning {
             put_idle(&self.authority, sender);
         }
     }
-
-    /// The body's length, when the upstream declared it.
-    pub fn length(&self) -> Option<u64> {
-        self.body.size_hint().exact()
-    }
 }
 
-impl Stream for Returning {
-    type Item = Result<Bytes, std::io::Error>;
+impl Body for Returning {
+    type Data = Bytes;
+    type Error = std::io::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         loop {
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -237,11 +255,19 @@ impl Stream for Returning {
                         if self.body.is_end_stream() {
                             self.give_back();
                         }
-                        return Poll::Ready(Some(Ok(data)));
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
                     // Trailers: not forwarded.
                 }
             }
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

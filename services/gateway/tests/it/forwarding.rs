@@ -271,6 +271,16 @@ async fn unknown_paths_and_undeployed_services_are_404_and_health_is_public() {
     let health = r.http.get("/health").send().await;
     assert_eq!(health.status, 200);
     assert_eq!(health.body["status"], "ok");
+    assert!(health.header("x-request-id").is_some());
+    // The gateway's own routes answer GET only, and say so.
+    let post = r.http.post("/health").send().await;
+    assert_problem(&post, 405, "method_not_allowed");
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    let docs = r.http.get("/api/docs").send().await;
+    assert_eq!(docs.status, 301);
+    assert_eq!(docs.header("location"), Some("/api/docs/"));
+    let missing = r.http.get("/api/docs/nothing.js").send().await;
+    assert_problem(&missing, 404, "route_not_found");
     let jwks = r.http.get("/.well-known/jwks.json").send().await;
     assert_eq!(jwks.status, 200);
     assert!(!jwks.body["keys"].as_array().unwrap().is_empty());

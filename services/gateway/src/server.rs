@@ -1,0 +1,260 @@
+//! The gateway's HTTP/1.1 server: one thread per worker, each with its own single-threaded
+//! runtime accepting from the shared listener and serving its connections to the end, so a
+//! request, its upstream connection and its response never change threads (as nginx's worker
+//! processes). Requests and responses are hyper's own types from the client socket to the
+//! upstream and back: headers are edited in place and body frames are passed on, never copied.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Notify, watch};
+
+use crate::Gateway;
+use crate::body::GwBody;
+
+/// How long a client may take to send a request's head, and an idle keep-alive connection
+/// stays open.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long in-flight requests get to finish once a stop is asked for.
+const GRACE: Duration = Duration::from_secs(30);
+
+/// What a connection knows of itself.
+pub struct Peer {
+    /// The client's address, as text (`X-Forwarded-For`, rate-limit keys).
+    pub ip: String,
+    /// The address the client connected to (the `X-Forwarded-Host` of a request without
+    /// `Host`).
+    pub local: String,
+}
+
+/// Running workers.
+pub struct Server {
+    stop: watch::Sender<bool>,
+    workers: Vec<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Server {
+    /// Starts `workers` threads serving `listener`.
+    pub fn start(
+        gateway: Arc<Gateway>,
+        listener: TcpListener,
+        workers: usize,
+    ) -> std::io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let (stop, stopped) = watch::channel(false);
+        let mut done = Vec::new();
+        for n in 0..workers.max(1) {
+            let listener = listener.try_clone()?;
+            let gateway = gateway.clone();
+            let stopped = stopped.clone();
+            let (finished, finished_rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name(format!("gateway-worker-{n}"))
+                .spawn(move || {
+                    // A local runtime: tasks spawned with `spawn_local` are its own, so waking
+                    // one is no cross-thread signal (a `LocalSet` costs an eventfd write per
+                    // wake-up from I/O).
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build_local(tokio::runtime::LocalOptions::default())
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(error = %e, "a gateway worker could not start");
+                            return;
+                        }
+                    };
+                    runtime.block_on(worker(gateway, listener, stopped));
+                    let _ = finished.send(());
+                })?;
+            done.push(finished_rx);
+        }
+        Ok(Self {
+            stop,
+            workers: done,
+        })
+    }
+
+    /// Serves until SIGINT or SIGTERM (or a worker ends), then stops accepting and lets the
+    /// requests in flight finish, for at most 30 s.
+    pub async fn run(self) -> std::io::Result<()> {
+        let Self { stop, workers } = self;
+        let all_done = futures_util::future::join_all(workers);
+        tokio::pin!(all_done);
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("gateway stopping: finishing requests in flight");
+                let _ = stop.send(true);
+                let _ = tokio::time::timeout(GRACE + Duration::from_secs(1), &mut all_done).await;
+            }
+            _ = &mut all_done => {}
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Connections a worker is serving, to wait for on a stop.
+#[derive(Default)]
+struct Live {
+    count: Cell<usize>,
+    idle: Notify,
+}
+
+async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "a gateway worker could not listen");
+            return;
+        }
+    };
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let live = Rc::new(Live::default());
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        // Room for heads past the configured limit, so that the gateway itself answers them
+        // with a problem (414/431) instead of the parser's bare status.
+        .max_buf_size((gateway.max_header * 2 + 16 * 1024).max(8192));
+    let builder = Rc::new(builder);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped.changed() => break,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors and the like: wait a little rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = Rc::new(Peer {
+            ip: ip_text(addr),
+            local: local.clone(),
+        });
+        let gateway = gateway.clone();
+        let builder = builder.clone();
+        let mut stopped = stopped.clone();
+        let live = live.clone();
+        live.count.set(live.count.get() + 1);
+        tokio::task::spawn_local(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let gateway = gateway.clone();
+                let peer = peer.clone();
+                Box::pin(async move {
+                    Ok::<Response<GwBody>, std::convert::Infallible>(
+                        crate::handle(&gateway, &peer, req).await,
+                    )
+                })
+            });
+            let mut connection = builder.serve_connection(TokioIo::new(stream), service);
+            let ended = tokio::select! {
+                r = poll_fn(|cx| connection.poll_without_shutdown(cx)) => Some(r),
+                _ = stopped.changed() => None,
+            };
+            let result = match ended {
+                Some(r) => r,
+                None => {
+                    Pin::new(&mut connection).graceful_shutdown();
+                    tokio::time::timeout(GRACE, poll_fn(|cx| connection.poll_without_shutdown(cx)))
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            if let Err(e) = &result {
+                tracing::debug!(error = %e, "client connection ended");
+            }
+            linger(connection.into_parts().io.into_inner()).await;
+            live.count.set(live.count.get() - 1);
+            if live.count.get() == 0 {
+                live.idle.notify_one();
+            }
+        });
+    }
+    drop(listener);
+    let wait = async {
+        while live.count.get() > 0 {
+            live.idle.notified().await;
+        }
+    };
+    let _ = tokio::time::timeout(GRACE, wait).await;
+}
+
+/// Most a closing connection reads and drops of what the client still sends.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// How long a closing connection waits for the client to stop sending.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// Closes a connection as nginx's lingering close does: the write side first, then what the
+/// client still sends (the rest of a body refused with 413, say) is read and dropped until it
+/// closes too. Closing with unread bytes would make the kernel answer them with a reset,
+/// which can destroy the answer before the client has read it.
+async fn linger(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+fn ip_text(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.ip().to_string(),
+        },
+        SocketAddr::V4(v4) => v4.ip().to_string(),
+    }
+}
