@@ -189,6 +189,23 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut DbConn) -> bool {
+        // diesel takes a connection libpq knows to be bad for broken.
         conn.is_broken()
     }
+}
+
+thread_local! {
+    /// Set when a query on this thread found its connection dead (see [`Db::run`]: a pooled
+    /// connection is used on one thread).
+    static DEAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Notes that the connection in use on this thread was found dead.
+pub(crate) fn mark_dead() {
+    DEAD.set(true);
+}
+
+/// Whether a connection was found dead on this thread since the last call.
+pub(crate) fn take_dead() -> bool {
+    DEAD.take()
 }

@@ -45,7 +45,13 @@ impl From<DieselError> for StoreError {
                 };
                 StoreError::Conflict(format!("{kind}: {what}"))
             }
-            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => {
+                // The connection is dead (the server restarted, or ended it): its idle
+                // siblings probably are too (see `Db::run`).
+                crate::conn::mark_dead();
                 StoreError::Unavailable(info.message().to_owned())
             }
             other => StoreError::Query(other),

@@ -340,3 +340,68 @@ async fn an_event_twice_in_one_lot_has_one_effect() {
     );
     rig.cleanup().await;
 }
+
+/// PostgreSQL ends every pooled connection (a restart): the request that meets the first
+/// dead one fails as unavailable, and the pool drops the other dead ones with it, so the next
+/// requests work on new connections instead of each failing on a dead one of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_the_server_ended_cost_one_request() {
+    use fleetdesk_store::diesel::connection::SimpleConnection;
+    use fleetdesk_store::diesel::prelude::*;
+    use fleetdesk_store::diesel::sql_types::Integer;
+    use fleetdesk_store::{Backend, Db, Migrations, PoolOptions, StoreError};
+
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = Integer)]
+        pid: i32,
+    }
+    let tdb = fleetdesk_testkit::TestDb::migrated(&Migrations::PLATFORM).unwrap();
+    if tdb.backend != Backend::Postgres {
+        return; // SQLite has no server to end a connection
+    }
+    let db = Db::connect(
+        "test",
+        &tdb.url,
+        &Migrations::PLATFORM,
+        PoolOptions {
+            max_size: 3,
+            acquire_timeout: std::time::Duration::from_secs(10),
+        },
+    )
+    .unwrap();
+    let pid = |pause: f64| {
+        let db = db.clone();
+        async move {
+            db.run(move |c| {
+                fleetdesk_store::diesel::sql_query(format!(
+                    "SELECT pg_backend_pid() AS pid FROM pg_sleep({pause})"
+                ))
+                .get_result::<Pid>(c)
+                .map(|p| p.pid)
+                .map_err(StoreError::from)
+            })
+            .await
+        }
+    };
+    // Three at once: three connections in the pool.
+    let (a, b, c) = tokio::join!(pid(0.3), pid(0.3), pid(0.3));
+    let first = [a.unwrap(), b.unwrap(), c.unwrap()];
+    let mut admin = fleetdesk_store::diesel::PgConnection::establish(&tdb.url).unwrap();
+    for p in first {
+        admin
+            .batch_execute(&format!("SELECT pg_terminate_backend({p})"))
+            .unwrap();
+    }
+    let failed = pid(0.0).await;
+    assert!(
+        matches!(failed, Err(StoreError::Unavailable(_))),
+        "{failed:?}"
+    );
+    for _ in 0..3 {
+        let next = pid(0.0)
+            .await
+            .expect("new connections serve the next requests");
+        assert!(!first.contains(&next));
+    }
+}
