@@ -133,6 +133,26 @@ struct Live {
     idle: Notify,
 }
 
+/// One connection counted in [`Live`] while it lives, however its task ends.
+struct Counted(Rc<Live>);
+
+impl Counted {
+    fn new(live: &Rc<Live>) -> Self {
+        live.count.set(live.count.get() + 1);
+        Self(live.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let left = self.0.count.get() - 1;
+        self.0.count.set(left);
+        if left == 0 {
+            self.0.idle.notify_one();
+        }
+    }
+}
+
 async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -176,9 +196,9 @@ async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch
         let gateway = gateway.clone();
         let builder = builder.clone();
         let mut stopped = stopped.clone();
-        let live = live.clone();
-        live.count.set(live.count.get() + 1);
+        let counted = Counted::new(&live);
         tokio::task::spawn_local(async move {
+            let _counted = counted;
             let service = service_fn(move |req: Request<Incoming>| {
                 let gateway = gateway.clone();
                 let peer = peer.clone();
@@ -206,10 +226,6 @@ async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch
                 tracing::debug!(error = %e, "client connection ended");
             }
             linger(connection.into_parts().io.into_inner()).await;
-            live.count.set(live.count.get() - 1);
-            if live.count.get() == 0 {
-                live.idle.notify_one();
-            }
         });
     }
     drop(listener);
