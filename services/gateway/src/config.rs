@@ -1,5 +1,6 @@
 //! The gateway's configuration: upstreams, the route table, public routes, limits.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use fleetdesk_web::config::{ConfigError, Settings};
@@ -159,6 +160,49 @@ pub struct GatewayConfig {
     /// Redis for limits shared by every replica (`FLEETDESK_GATEWAY_REDIS_URL`); unset: in
     /// memory.
     pub redis_url: Option<String>,
+    /// Proxies in front of the gateway (an ingress controller, a load balancer) whose
+    /// `X-Forwarded-For/-Proto/-Host` are believed (`FLEETDESK_GATEWAY_TRUSTED_PROXIES`,
+    /// comma-separated addresses or CIDR networks; default none: the gateway is the edge).
+    pub trusted_proxies: Vec<Network>,
+}
+
+/// An address or a CIDR network, e.g. `10.0.0.0/8` or `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    base: IpAddr,
+    bits: u8,
+}
+
+impl Network {
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address, or `v6/n`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (ip, bits) = match text.trim().split_once('/') {
+            Some((ip, bits)) => (ip.parse::<IpAddr>().ok()?, Some(bits.parse::<u8>().ok()?)),
+            None => (text.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Self { base: ip, bits })
+    }
+
+    /// Whether `ip` is in the network (an IPv4-mapped IPv6 address counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let prefix = |a: u128, b: u128, width: u32| {
+            let shift = width - u32::from(self.bits);
+            shift >= width || (a >> shift) == (b >> shift)
+        };
+        match (self.base, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                prefix(u128::from(u32::from(n)), u128::from(u32::from(a)), 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix(u128::from(n), u128::from(a), 128),
+            _ => false,
+        }
+    }
 }
 
 fn url_of(var: &str, raw: &str) -> Result<Url, ConfigError> {
@@ -335,6 +379,21 @@ impl GatewayConfig {
                 ));
             }
         }
+        let trusted_proxies = s
+            .get("FLEETDESK_GATEWAY_TRUSTED_PROXIES")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                Network::parse(n).ok_or_else(|| {
+                    ConfigError::new(
+                        "FLEETDESK_GATEWAY_TRUSTED_PROXIES",
+                        format!("`{n}` is not an address or a network like 10.0.0.0/8"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let workers = s.parse_or(
             "FLEETDESK_HTTP_WORKERS",
             std::thread::available_parallelism()
@@ -368,6 +427,7 @@ impl GatewayConfig {
             rate_limits,
             redis_url,
             cors_origins,
+            trusted_proxies,
         })
     }
 }
@@ -375,6 +435,32 @@ impl GatewayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_networks_parse_and_match() {
+        let n = Network::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.1.2.3".parse().unwrap()));
+        assert!(n.contains("::ffff:10.9.9.9".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(!n.contains("fd00::1".parse().unwrap()));
+        let one = Network::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6 = Network::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        assert!(
+            Network::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0/8", "::/129", "1.2.3.4/x"] {
+            assert!(Network::parse(bad).is_none(), "{bad}");
+        }
+        let s = Settings::from_pairs([("FLEETDESK_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, bogus")]);
+        let e = GatewayConfig::from_settings(&s).unwrap_err().to_string();
+        assert!(e.contains("FLEETDESK_GATEWAY_TRUSTED_PROXIES"), "{e}");
+    }
 
     #[test]
     fn public_routes_parse_and_match() {

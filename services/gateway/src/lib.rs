@@ -60,6 +60,7 @@ pub struct Gateway {
     pub(crate) max_header: usize,
     breaker_failures: u32,
     breaker_open: Duration,
+    trusted: Vec<config::Network>,
     /// Identity's signing keys.
     pub keys: Keys,
     api_keys: ApiKeys,
@@ -139,6 +140,7 @@ impl Gateway {
             max_header: config.max_header,
             breaker_failures: config.breaker_failures,
             breaker_open: config.breaker_open,
+            trusted: config.trusted_proxies.clone(),
         })
     }
 }

@@ -335,6 +335,77 @@ fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
     );
 }
 
+/// Who the client is, as far as the gateway can believe.
+struct Client<'a> {
+    /// Its address: the connection's, or, from a trusted proxy, the nearest address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    ip: std::borrow::Cow<'a, str>,
+    /// `X-Forwarded-For` to send on: the trusted chain with the connection's address added,
+    /// or the connection's address alone.
+    chain: std::borrow::Cow<'a, str>,
+    /// `http`, or what a trusted proxy says the client used.
+    proto: &'static str,
+    /// The `X-Forwarded-Host` a trusted proxy sent.
+    host: Option<HeaderValue>,
+}
+
+impl<'a> Client<'a> {
+    fn of(gw: &Gateway, peer: &'a Peer, headers: &HeaderMap) -> Self {
+        let direct = Self {
+            ip: peer.ip.as_str().into(),
+            chain: peer.ip.as_str().into(),
+            proto: "http",
+            host: None,
+        };
+        let trusted = |ip: std::net::IpAddr| gw.trusted.iter().any(|n| n.contains(ip));
+        if gw.trusted.is_empty() || !trusted(peer.addr) {
+            return direct;
+        }
+        let hops: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .collect();
+        // From the nearest hop back: the first one that is not a trusted proxy is the client.
+        // One that is not an address at all ends the walk: nothing before it is believed.
+        let mut ip = None;
+        for hop in hops.iter().rev() {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(a) if trusted(a) => ip = Some(*hop),
+                Ok(_) => {
+                    ip = Some(*hop);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let proto = match headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+        {
+            Some(p) if p.eq_ignore_ascii_case("https") => "https",
+            _ => "http",
+        };
+        let host = headers.get("x-forwarded-host").cloned();
+        let chain = if hops.is_empty() {
+            peer.ip.as_str().into()
+        } else {
+            format!("{}, {}", hops.join(", "), peer.ip).into()
+        };
+        Self {
+            ip: ip.map_or_else(|| peer.ip.as_str().into(), |i| i.to_owned().into()),
+            chain,
+            proto,
+            host,
+        }
+    }
+}
+
 /// Forwards a request that is not the gateway's own.
 pub async fn forward(
     gw: &Gateway,
@@ -367,7 +438,8 @@ pub async fn forward(
         .strip_prefix("/api/v1/")
         .and_then(|r| r.split('/').next())
         .unwrap_or("jwks");
-    let verdict = match limit(gw, service, group, path, &peer.ip, &who).await {
+    let client = Client::of(gw, peer, &parts.headers);
+    let verdict = match limit(gw, service, group, path, &client.ip, &who).await {
         Ok(v) => v,
         Err(too_many) => return Ok(too_many),
     };
@@ -403,15 +475,17 @@ pub async fn forward(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
     // The request's own headers go on, edited in place.
-    let forwarded_host = headers
-        .get(header::HOST)
-        .cloned()
+    let forwarded_host = client
+        .host
+        .clone()
+        .or_else(|| headers.get(header::HOST).cloned())
         .or_else(|| HeaderValue::from_str(&peer.local).ok());
     drop_hop_by_hop(headers);
     for name in ["x-api-key", "x-request-id", "traceparent", "forwarded"] {
         headers.remove(name);
     }
-    // The gateway is the edge: forwarded headers from clients are not trusted.
+    // Forwarded headers from clients are not passed on: the gateway sets its own (from a
+    // trusted proxy's, see `Client`).
     let client_forwarded: Vec<HeaderName> = headers
         .keys()
         .filter(|n| n.as_str().starts_with("x-forwarded-"))
@@ -434,9 +508,12 @@ pub async fn forward(
             headers.insert(HeaderName::from_static(name), v);
         }
     };
-    set("x-forwarded-for", HeaderValue::from_str(&peer.ip).ok());
-    // No TLS at the gateway itself: a terminating load balancer in front sets its own.
-    set("x-forwarded-proto", Some(HeaderValue::from_static("http")));
+    set("x-forwarded-for", HeaderValue::from_str(&client.chain).ok());
+    // No TLS at the gateway itself: a trusted proxy in front says what the client used.
+    set(
+        "x-forwarded-proto",
+        Some(HeaderValue::from_static(client.proto)),
+    );
     set("x-forwarded-host", forwarded_host);
     set("x-request-id", HeaderValue::from_str(&ctx.request_id).ok());
     set(

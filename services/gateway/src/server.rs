@@ -31,7 +31,9 @@ const GRACE: Duration = Duration::from_secs(30);
 
 /// What a connection knows of itself.
 pub struct Peer {
-    /// The client's address, as text (`X-Forwarded-For`, rate-limit keys).
+    /// The address at the other end.
+    pub addr: std::net::IpAddr,
+    /// The same, as text (`X-Forwarded-For`, rate-limit keys).
     pub ip: String,
     /// The address the client connected to (the `X-Forwarded-Host` of a request without
     /// `Host`).
@@ -190,6 +192,7 @@ async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch
         };
         let _ = stream.set_nodelay(true);
         let peer = Rc::new(Peer {
+            addr: addr.ip(),
             ip: ip_text(addr),
             local: local.clone(),
         });

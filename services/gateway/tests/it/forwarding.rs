@@ -346,3 +346,56 @@ async fn upstream_connections_are_kept_alive_and_a_closed_one_costs_no_request()
     let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
     assert!((4..=5).contains(&n), "{n} connections");
 }
+
+/// Behind a trusted proxy (an ingress controller), the client is the nearest untrusted address
+/// in `X-Forwarded-For`: it is what the upstream is told, and what per-address limits count.
+/// A client that is not a trusted proxy cannot claim another address.
+#[tokio::test]
+async fn trusted_proxies_pass_on_the_client_and_limits_count_it() {
+    let r = rig(&[
+        ("FLEETDESK_GATEWAY_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
+        ("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets ip 1/1m burst 1"),
+    ])
+    .await;
+    let from = |xff: &'static str| {
+        r.http
+            .get("/api/v1/tickets")
+            .bearer(&r.admin_token)
+            .header("x-forwarded-for", xff)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "support.example.com")
+            .send()
+    };
+    let a = from("203.0.113.7, 10.1.2.3").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let h = &a.body["headers"];
+    assert_eq!(h["x-forwarded-for"], "203.0.113.7, 10.1.2.3, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-host"], "support.example.com");
+    // The same client again: its own budget is spent.
+    let again = from("203.0.113.7, 10.1.2.3").await;
+    assert_problem(&again, 429, "rate_limited");
+    // Another client through the same proxies has its own.
+    let other = from("198.51.100.9, 10.1.2.3").await;
+    assert_eq!(other.status, 200, "{}", other.text);
+
+    // Without trust, what the client says is ignored and the connection's address counts.
+    let r = rig(&[("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets ip 1/1m burst 1")]).await;
+    let first = r
+        .http
+        .get("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body["headers"]["x-forwarded-for"], "127.0.0.1");
+    let spoofed = r
+        .http
+        .get("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .header("x-forwarded-for", "198.51.100.9")
+        .send()
+        .await;
+    assert_problem(&spoofed, 429, "rate_limited");
+}
