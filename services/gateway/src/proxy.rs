@@ -338,11 +338,10 @@ fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
 /// Who the client is, as far as the gateway can believe.
 struct Client<'a> {
     /// Its address: the connection's, or, from a trusted proxy, the nearest address in
-    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    /// `X-Forwarded-For` that is not itself a trusted proxy. It alone is the `X-Forwarded-For`
+    /// sent on: services take its last entry for the client (identity's
+    /// `FLEETDESK_TRUST_FORWARDED_FOR`), so a chain would name a proxy.
     ip: std::borrow::Cow<'a, str>,
-    /// `X-Forwarded-For` to send on: the trusted chain with the connection's address added,
-    /// or the connection's address alone.
-    chain: std::borrow::Cow<'a, str>,
     /// `http`, or what a trusted proxy says the client used.
     proto: &'static str,
     /// The `X-Forwarded-Host` a trusted proxy sent.
@@ -353,7 +352,6 @@ impl<'a> Client<'a> {
     fn of(gw: &Gateway, peer: &'a Peer, headers: &HeaderMap) -> Self {
         let direct = Self {
             ip: peer.ip.as_str().into(),
-            chain: peer.ip.as_str().into(),
             proto: "http",
             host: None,
         };
@@ -392,14 +390,8 @@ impl<'a> Client<'a> {
             _ => "http",
         };
         let host = headers.get("x-forwarded-host").cloned();
-        let chain = if hops.is_empty() {
-            peer.ip.as_str().into()
-        } else {
-            format!("{}, {}", hops.join(", "), peer.ip).into()
-        };
         Self {
             ip: ip.map_or_else(|| peer.ip.as_str().into(), |i| i.to_owned().into()),
-            chain,
             proto,
             host,
         }
@@ -508,7 +500,7 @@ pub async fn forward(
             headers.insert(HeaderName::from_static(name), v);
         }
     };
-    set("x-forwarded-for", HeaderValue::from_str(&client.chain).ok());
+    set("x-forwarded-for", HeaderValue::from_str(&client.ip).ok());
     // No TLS at the gateway itself: a trusted proxy in front says what the client used.
     set(
         "x-forwarded-proto",
