@@ -84,7 +84,13 @@ async fn main() -> anyhow::Result<()> {
         .await??;
         Some(Arc::new(LocalBus::new(db)))
     };
-    let identity = IdentityConfig::from_settings(&settings, &data_dir)?;
+    let mut identity = IdentityConfig::from_settings(&settings, &data_dir)?;
+    // The gateway started here sets `X-Forwarded-For` to each client. Identity (its per-address
+    // sign-in limits, its audit) believes it when only this machine can reach identity itself;
+    // otherwise every sign-in would come from the gateway's 127.0.0.1.
+    if settings.get("FLEETDESK_TRUST_FORWARDED_FOR").is_none() && on_loopback(&identity.listen) {
+        identity.trust_forwarded_for = true;
+    }
     // Tickets subscribes to identity's events before identity publishes its first one (the
     // first administrator), and verifies tokens with the keys of the identity started here.
     if settings.get("FLEETDESK_JWKS_URL").is_none() {
@@ -180,4 +186,29 @@ async fn main() -> anyhow::Result<()> {
         r = gateway.run_until_stopped() => r?,
     }
     Ok(())
+}
+
+/// Whether `listen` (`host:port`) is reachable from this machine only.
+fn on_loopback(listen: &str) -> bool {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) => addr.ip().is_loopback(),
+        Err(_) => listen
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host == "localhost"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_loopback;
+
+    #[test]
+    fn only_loopback_listeners_count_as_local() {
+        assert!(on_loopback("127.0.0.1:8081"));
+        assert!(on_loopback("[::1]:8081"));
+        assert!(on_loopback("localhost:8081"));
+        assert!(!on_loopback("0.0.0.0:8081"));
+        assert!(!on_loopback("192.168.1.5:8081"));
+        assert!(!on_loopback("identity.internal:8081"));
+    }
 }
