@@ -76,33 +76,49 @@ pub fn render_metrics() -> String {
 /// `metrics` macros build, hash and look up an owned key on every call, which costs more than
 /// the increment itself on a path taken for every request.
 pub fn counter(name: &'static str, labels: &[(&'static str, &str)]) -> metrics::Counter {
-    HANDLES.with(|h| {
-        let mut h = h.borrow_mut();
-        let h = &mut *h;
-        write_key(&mut h.key, name, labels);
-        if let Some(c) = h.counters.get(h.key.as_str()) {
-            return c.clone();
-        }
-        let _ = metrics_handle();
-        let made = metrics::counter!(name, owned(labels));
-        keep(&mut h.counters, h.key.clone(), made.clone());
-        made
-    })
+    cached(
+        name,
+        labels,
+        |h| &mut h.counters,
+        |n, l| metrics::counter!(n, l),
+    )
 }
 
 /// The histogram named `name` with these labels, kept per thread like [`counter`]'s.
 pub fn histogram(name: &'static str, labels: &[(&'static str, &str)]) -> metrics::Histogram {
+    cached(
+        name,
+        labels,
+        |h| &mut h.histograms,
+        |n, l| metrics::histogram!(n, l),
+    )
+}
+
+/// The handle for `name` and `labels` from this thread's `map`, made by `make` the first
+/// time.
+fn cached<H: Clone>(
+    name: &'static str,
+    labels: &[(&'static str, &str)],
+    map: fn(&mut Handles) -> &mut std::collections::HashMap<String, H>,
+    make: fn(&'static str, Vec<metrics::Label>) -> H,
+) -> H {
     HANDLES.with(|h| {
         let mut h = h.borrow_mut();
-        let h = &mut *h;
-        write_key(&mut h.key, name, labels);
-        if let Some(c) = h.histograms.get(h.key.as_str()) {
-            return c.clone();
-        }
-        let _ = metrics_handle();
-        let made = metrics::histogram!(name, owned(labels));
-        keep(&mut h.histograms, h.key.clone(), made.clone());
-        made
+        let mut key = std::mem::take(&mut h.key);
+        write_key(&mut key, name, labels);
+        let found = map(&mut h).get(key.as_str()).cloned();
+        let handle = found.unwrap_or_else(|| {
+            let _ = metrics_handle();
+            let made = make(name, owned(labels));
+            let map = map(&mut h);
+            if map.len() >= HANDLES_MAX {
+                map.clear();
+            }
+            map.insert(key.clone(), made.clone());
+            made
+        });
+        h.key = key;
+        handle
     })
 }
 
@@ -134,13 +150,6 @@ fn write_key(key: &mut String, name: &str, labels: &[(&str, &str)]) {
         key.push('=');
         key.push_str(v);
     }
-}
-
-fn keep<H>(map: &mut std::collections::HashMap<String, H>, key: String, handle: H) {
-    if map.len() >= HANDLES_MAX {
-        map.clear();
-    }
-    map.insert(key, handle);
 }
 
 thread_local! {

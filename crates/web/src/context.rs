@@ -154,25 +154,23 @@ pub async fn observe(
         .instrument(span.clone())
         .await;
     let elapsed = started.elapsed();
-    let (status, route) = match &result {
+    let (code, route) = match &result {
         Ok(res) => (
-            res.status().as_u16(),
+            res.status(),
             res.request()
                 .match_pattern()
                 .unwrap_or_else(|| "unmatched".into()),
         ),
-        Err(e) => (
-            e.as_response_error().status_code().as_u16(),
-            "unmatched".into(),
-        ),
+        Err(e) => (e.as_response_error().status_code(), "unmatched".into()),
     };
+    let status = code.as_u16();
     let _entered = span.enter();
     if route.starts_with("/health") || route == "/metrics" {
         tracing::debug!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
     } else {
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
     }
-    record_request(service, method.as_str(), &route, status, elapsed);
+    record_request(service, method.as_str(), &route, code.as_str(), elapsed);
     let mut res = result?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
@@ -185,11 +183,9 @@ pub fn record_request(
     service: &str,
     method: &str,
     route: &str,
-    status: u16,
+    status: &str,
     elapsed: std::time::Duration,
 ) {
-    let mut code = [0u8; 3];
-    let status = status_digits(status, &mut code);
     fleetdesk_telemetry::counter(
         "http_requests_total",
         &[
@@ -205,17 +201,6 @@ pub fn record_request(
         &[("service", service), ("method", method), ("route", route)],
     )
     .record(elapsed.as_secs_f64());
-}
-
-/// A status code's three digits, without allocating.
-pub fn status_digits(status: u16, buf: &mut [u8; 3]) -> &str {
-    let s = status.min(999);
-    *buf = [
-        b'0' + (s / 100) as u8,
-        b'0' + (s / 10 % 10) as u8,
-        b'0' + (s % 10) as u8,
-    ];
-    std::str::from_utf8(buf).unwrap_or("000")
 }
 
 #[cfg(test)]

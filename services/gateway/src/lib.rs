@@ -178,7 +178,8 @@ pub(crate) async fn handle(gw: &Gateway, peer: &Peer, req: Request<Incoming>) ->
     if let Some(id) = request_id {
         headers.insert("x-request-id", id);
     }
-    let status = response.status().as_u16();
+    let code = response.status();
+    let status = code.as_u16();
     let elapsed = started.elapsed();
     let route = own.map_or("forwarded", Own::route);
     let _entered = span.enter();
@@ -187,7 +188,7 @@ pub(crate) async fn handle(gw: &Gateway, peer: &Peer, req: Request<Incoming>) ->
     } else {
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
     }
-    context::record_request(SERVICE, method.as_str(), route, status, elapsed);
+    context::record_request(SERVICE, method.as_str(), route, code.as_str(), elapsed);
     response
 }
 

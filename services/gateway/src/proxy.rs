@@ -10,7 +10,7 @@ use fleetdesk_web::context::RequestContext;
 use fleetdesk_web::error::ErrorKind;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::{Request, Response};
+use hyper::{Request, Response, StatusCode};
 
 use crate::Gateway;
 use crate::auth::Exchange;
@@ -545,7 +545,7 @@ pub async fn forward(
     let response = match sent {
         Err(_) => {
             upstream.failed(gw.breaker_failures, gw.breaker_open);
-            record(service, group, 504, started);
+            record(service, group, StatusCode::GATEWAY_TIMEOUT, started);
             return Err(ApiError::new(
                 ErrorKind::GatewayTimeout,
                 "upstream_timeout",
@@ -558,7 +558,7 @@ pub async fn forward(
             }
             upstream.failed(gw.breaker_failures, gw.breaker_open);
             if let SendError::Connect(_) = e {
-                record(service, group, 503, started);
+                record(service, group, StatusCode::SERVICE_UNAVAILABLE, started);
                 tracing::warn!(service = %service, error = %e, "upstream unreachable");
                 return Err(ApiError::unavailable(
                     "upstream_unavailable",
@@ -566,7 +566,7 @@ pub async fn forward(
                     5,
                 ));
             }
-            record(service, group, 502, started);
+            record(service, group, StatusCode::BAD_GATEWAY, started);
             tracing::warn!(service = %service, error = %e, "upstream failed");
             return Err(ApiError::new(
                 ErrorKind::BadGateway,
@@ -577,7 +577,7 @@ pub async fn forward(
         Ok(Ok(r)) => r,
     };
     upstream.succeeded();
-    record(service, group, response.status().as_u16(), started);
+    record(service, group, response.status(), started);
     let (mut parts, returning) = response.into_parts();
     drop_hop_by_hop(&mut parts.headers);
     if let Some(d) = &verdict {
@@ -622,12 +622,14 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-fn record(service: &str, group: &str, status: u16, started: Instant) {
-    let mut code = [0u8; 3];
-    let status = fleetdesk_web::context::status_digits(status, &mut code);
+fn record(service: &str, group: &str, status: StatusCode, started: Instant) {
     fleetdesk_telemetry::counter(
         "gateway_requests_total",
-        &[("service", service), ("group", group), ("status", status)],
+        &[
+            ("service", service),
+            ("group", group),
+            ("status", status.as_str()),
+        ],
     )
     .increment(1);
     fleetdesk_telemetry::histogram(
