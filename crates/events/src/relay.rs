@@ -107,7 +107,6 @@ impl Relay {
     }
 
     async fn run(self) {
-        let listen = self.db.listen(outbox::CHANNEL);
         let mut backoff = Duration::from_millis(100);
         let mut last_upkeep: Option<Instant> = None;
         loop {
@@ -123,15 +122,10 @@ impl Relay {
             match self.round().await {
                 Ok(round) if round.claimed == 0 => {
                     backoff = Duration::from_millis(100);
-                    let listened = async {
-                        match &listen {
-                            Some(n) => n.notified().await,
-                            None => std::future::pending().await,
-                        }
-                    };
+                    // Woken by this process's commits; rows another process wrote (a
+                    // replica, a command-line tool) wait for the poll.
                     tokio::select! {
                         () = &mut written => {}
-                        () = listened => {}
                         () = tokio::time::sleep(self.options.poll) => {}
                     }
                 }

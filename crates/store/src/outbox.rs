@@ -20,9 +20,6 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use crate::conn::{Backend, DbConn};
 use crate::platform::outbox;
 
-/// The PostgreSQL NOTIFY channel a relay listens on.
-pub const CHANNEL: &str = "fleetdesk_outbox";
-
 // Advisory lock serialising claims (any number unique to the outbox will do).
 const CLAIM_LOCK: i64 = 7_100_001;
 
@@ -68,8 +65,8 @@ pub struct NewMessage<'a> {
 
 /// Writes an outbox row. Call it inside the transaction of the change it announces.
 pub fn insert(conn: &mut DbConn, message: &NewMessage<'_>) -> QueryResult<()> {
-    // On PostgreSQL a statement trigger (platform migration `outbox_notify`) notifies
-    // `CHANNEL` for the relays of other replicas; this process's relay is woken by `Db::run`.
+    // This process's relay is woken by `Db::run` when the transaction commits. No NOTIFY:
+    // PostgreSQL would serialise every notifying commit (migration `outbox_no_notify`).
     PENDING.with(|p| p.set(true));
     diesel::insert_into(outbox::table)
         .values(values(message))

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::connection::SimpleConnection;
 use diesel::r2d2::Pool;
-use diesel::{Connection, PgConnection};
 use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
 
@@ -41,7 +39,6 @@ pub struct Db {
     gate: Arc<Semaphore>,
     options: PoolOptions,
     name: &'static str,
-    url: Arc<str>,
     // Woken when a transaction run through this pool commits outbox rows.
     written: Arc<Notify>,
 }
@@ -84,7 +81,6 @@ impl Db {
             gate,
             options,
             name,
-            url: Arc::from(url),
             written: Arc::new(Notify::new()),
         })
     }
@@ -171,23 +167,6 @@ impl Db {
             .await
     }
 
-    /// On PostgreSQL, listens on `channel` from a dedicated connection and wakes the returned
-    /// `Notify` (one stored permit) whenever a notification arrives; reconnects by itself and
-    /// stops once the `Notify` is dropped. `None` on SQLite, which has no NOTIFY.
-    pub fn listen(&self, channel: &'static str) -> Option<Arc<Notify>> {
-        if self.backend != Backend::Postgres {
-            return None;
-        }
-        let notify = Arc::new(Notify::new());
-        let weak = Arc::downgrade(&notify);
-        let url = self.url.clone();
-        std::thread::Builder::new()
-            .name(format!("listen-{channel}"))
-            .spawn(move || listen_loop(&url, channel, &weak))
-            .ok()?;
-        Some(notify)
-    }
-
     /// Connections in the pool and how many are idle, for metrics.
     pub fn state(&self) -> (u32, u32) {
         let s = self.pool.state();
@@ -219,53 +198,5 @@ fn sweep(pool: &Pool<Manager>, name: &'static str) {
             dead,
             "dropped pooled connections the database had ended"
         );
-    }
-}
-
-// Polls for notifications every 20 ms: libpq only hands them out when asked, and diesel
-// offers no way to wait on the socket.
-fn listen_loop(url: &str, channel: &str, notify: &std::sync::Weak<Notify>) {
-    let mut conn: Option<PgConnection> = None;
-    while let Some(target) = notify.upgrade() {
-        if conn.is_none() {
-            let listening = PgConnection::establish(url).ok().and_then(|mut c| {
-                c.batch_execute(&format!("LISTEN {channel}"))
-                    .ok()
-                    .map(|()| c)
-            });
-            match listening {
-                Some(c) => {
-                    conn = Some(c);
-                    // Rows may have been written while we were not listening.
-                    target.notify_one();
-                }
-                None => {
-                    drop(target);
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-            }
-        }
-        let mut woke = false;
-        let mut broken = false;
-        if let Some(c) = conn.as_mut() {
-            for n in c.notifications_iter() {
-                match n {
-                    Ok(_) => woke = true,
-                    Err(_) => {
-                        broken = true;
-                        break;
-                    }
-                }
-            }
-        }
-        if woke {
-            target.notify_one();
-        }
-        if broken {
-            conn = None;
-        }
-        drop(target);
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
