@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod planned;
 pub mod platform;
 mod pool;
+pub mod prepared;
 pub mod processed;
 pub mod text;
 mod together;
@@ -25,6 +26,7 @@ pub use error::StoreError;
 pub use migrate::{Migrations, ensure_database};
 pub use planned::Planned;
 pub use pool::{Db, PoolOptions};
+pub use prepared::Prepared;
 pub use together::Together;
 
 /// Diesel, re-exported so services use the same version.

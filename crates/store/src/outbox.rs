@@ -176,12 +176,15 @@ pub fn claim(
             }
             Backend::Sqlite => CLAIM_SQLITE,
         };
-        let mut rows = diesel::sql_query(sql)
-            .bind::<Text, _>(relay)
-            .bind::<Timestamp, _>(expires)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load::<Claimed>(conn)?;
+        // Prepared once per connection: planning it took 260 µs of every claim.
+        let mut rows = crate::Prepared(
+            diesel::sql_query(sql)
+                .bind::<Text, _>(relay)
+                .bind::<Timestamp, _>(expires)
+                .bind::<Timestamp, _>(now)
+                .bind::<BigInt, _>(limit),
+        )
+        .load::<Claimed>(conn)?;
         rows.sort_by_key(|r| r.seq);
         Ok(rows)
     })
@@ -200,7 +203,7 @@ pub fn mark_sent(
     }
     // One statement: the blanking and the marking cannot part.
     let payload = diesel::dsl::sql::<Text>("CASE WHEN sensitive = 1 THEN '' ELSE payload END");
-    diesel::update(
+    let update = diesel::update(
         outbox::table
             .filter(outbox::seq.eq_any(seqs))
             .filter(outbox::claimed_by.eq(relay))
@@ -212,8 +215,16 @@ pub fn mark_sent(
         outbox::claimed_by.eq(None::<String>),
         outbox::claim_expires.eq(None::<NaiveDateTime>),
         outbox::last_error.eq(None::<String>),
-    ))
-    .execute(conn)
+    ));
+    match conn.backend() {
+        // Kept prepared on PostgreSQL, where it is one text for any number of rows
+        // (`seq = ANY($1)`); loaded, since diesel honours the wrapper only for queries it
+        // is given by value. SQLite spells the list out, a text per count.
+        Backend::Postgres => Ok(crate::Prepared(update.returning(outbox::seq))
+            .load::<i64>(conn)?
+            .len()),
+        Backend::Sqlite => update.execute(conn),
+    }
 }
 
 /// Gives rows back after a failed publish, recording why, so the next claim retries them.

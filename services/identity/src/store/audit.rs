@@ -8,7 +8,7 @@ use super::DbConn;
 use super::schema::audit_log;
 
 #[derive(Debug, Clone, Queryable, Insertable)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct AuditRow {
     pub id: String,
     pub tenant_id: Option<String>,

@@ -16,7 +16,7 @@ use super::search;
 
 /// A ticket row.
 #[derive(Debug, Clone, Queryable, Insertable)]
-#[diesel(table_name = tickets)]
+#[diesel(table_name = tickets, treat_none_as_default_value = false)]
 pub struct TicketRow {
     pub id: String,
     pub tenant_id: String,
@@ -85,7 +85,11 @@ pub struct TicketChanges {
 
 /// A ticket's SLA clock and due times.
 #[derive(Debug, Clone, Queryable, Insertable, AsChangeset)]
-#[diesel(table_name = ticket_sla, treat_none_as_null = true)]
+#[diesel(
+    table_name = ticket_sla,
+    treat_none_as_null = true,
+    treat_none_as_default_value = false
+)]
 pub struct SlaRow {
     pub ticket_id: String,
     pub tenant_id: String,
@@ -106,7 +110,7 @@ pub struct SlaRow {
 
 /// A comment or internal note.
 #[derive(Debug, Clone, Queryable, Insertable)]
-#[diesel(table_name = ticket_comments)]
+#[diesel(table_name = ticket_comments, treat_none_as_default_value = false)]
 pub struct CommentRow {
     pub id: String,
     pub tenant_id: String,
@@ -122,7 +126,7 @@ pub struct CommentRow {
 
 /// One recorded change.
 #[derive(Debug, Clone, Queryable, Insertable)]
-#[diesel(table_name = ticket_history)]
+#[diesel(table_name = ticket_history, treat_none_as_default_value = false)]
 pub struct HistoryRow {
     pub id: String,
     pub tenant_id: String,
@@ -138,7 +142,7 @@ pub struct HistoryRow {
 /// One SLA ledger entry: `start`, `pause`, `resume`, `stop`, `first_response`, `retarget`,
 /// `breach`.
 #[derive(Debug, Clone, Queryable, Insertable)]
-#[diesel(table_name = sla_ledger)]
+#[diesel(table_name = sla_ledger, treat_none_as_default_value = false)]
 pub struct LedgerRow {
     pub id: String,
     pub tenant_id: String,
