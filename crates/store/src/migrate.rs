@@ -1,6 +1,7 @@
 //! Embedded migrations, one folder per backend, and database creation.
 
 use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationSource;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -35,8 +36,17 @@ impl Migrations {
     };
 
     /// Runs the pending platform migrations and then the service's, on a fresh connection to
-    /// `url`. The platform's versions are dated before any service's.
+    /// `url`. Both sets share the database's one table of applied versions, so a version in
+    /// both would apply only the first of them and silently skip the other: the platform's
+    /// are all dated 2026-11-22 (a new one takes the next number of that day), the services'
+    /// later, and a clash is refused before anything runs.
     pub fn run(&self, backend: Backend, url: &str) -> Result<(), StoreError> {
+        match backend {
+            Backend::Postgres => distinct::<diesel::pg::Pg>(&PLATFORM_PG, &(self.postgres)())?,
+            Backend::Sqlite => {
+                distinct::<diesel::sqlite::Sqlite>(&PLATFORM_SQLITE, &(self.sqlite)())?
+            }
+        }
         let mut conn = establish(backend, url)?;
         match backend {
             Backend::Postgres => {
@@ -50,6 +60,34 @@ impl Migrations {
                 .and_then(|()| run_set(&mut conn, (self.sqlite)())),
         }
     }
+}
+
+fn versions<DB: diesel::backend::Backend>(
+    set: &EmbeddedMigrations,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let all = MigrationSource::<DB>::migrations(set)
+        .map_err(|e| StoreError::Setup(format!("cannot read the migrations: {e}")))?;
+    Ok(all
+        .iter()
+        .map(|m| (m.name().version().to_string(), m.name().to_string()))
+        .collect())
+}
+
+// Refuses a service migration whose version the platform already uses.
+fn distinct<DB: diesel::backend::Backend>(
+    platform: &EmbeddedMigrations,
+    service: &EmbeddedMigrations,
+) -> Result<(), StoreError> {
+    let ours = versions::<DB>(platform)?;
+    for (version, name) in versions::<DB>(service)? {
+        if let Some((_, mine)) = ours.iter().find(|(v, _)| *v == version) {
+            return Err(StoreError::Setup(format!(
+                "migration {name} has the version of the platform's {mine} ({version}); \
+                 one of them would never run: give the service's a later date"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn run_set(conn: &mut DbConn, set: EmbeddedMigrations) -> Result<(), StoreError> {
@@ -99,4 +137,17 @@ pub fn ensure_database(url: &str, name: &str) -> Result<String, StoreError> {
     }
     parsed.set_path(&format!("/{name}"));
     Ok(parsed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_migration_may_not_reuse_a_platform_version() {
+        let err = distinct::<diesel::pg::Pg>(&PLATFORM_PG, &PLATFORM_PG).unwrap_err();
+        assert!(err.to_string().contains("20261122000001"), "{err}");
+        let err = distinct::<diesel::sqlite::Sqlite>(&PLATFORM_SQLITE, &PLATFORM_SQLITE);
+        assert!(err.is_err());
+    }
 }
