@@ -117,7 +117,9 @@ impl RemoteKeys {
                 // the key is unknown.
                 let _one = self.refreshing.lock().await;
                 match self.verifier.verify_shared(token) {
-                    Err(TokenError::UnknownKey) if self.refresh_if_due().await => {
+                    // Boxed: the fetch's future is large, and inline it would make every
+                    // caller's future (a request's, in the gateway) as large.
+                    Err(TokenError::UnknownKey) if Box::pin(self.refresh_if_due()).await => {
                         self.verifier.verify_shared(token)
                     }
                     other => other,

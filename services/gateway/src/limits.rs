@@ -293,11 +293,17 @@ impl Limiter {
             }
             Store::Redis { conn, script } => {
                 let mut conn = conn.clone();
-                let (allowed, remaining, reset, retry): (i64, i64, i64, i64) = script
-                    .key(key)
-                    .arg(interval)
-                    .arg(policy.burst)
-                    .invoke_async(&mut conn)
+                // Boxed: the Redis call's future is large, and inline it would grow every
+                // request's future, in-memory limits or not.
+                let (allowed, remaining, reset, retry): (i64, i64, i64, i64) =
+                    Box::pin(async move {
+                        script
+                            .key(key)
+                            .arg(interval)
+                            .arg(policy.burst)
+                            .invoke_async(&mut conn)
+                            .await
+                    })
                     .await
                     .map_err(|e| e.to_string())?;
                 (

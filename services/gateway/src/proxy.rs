@@ -201,9 +201,10 @@ async fn authenticate(
                 "the API key is unknown, revoked or expired",
             ));
         }
-        return match gw.api_keys.token_for(&key, request_id).await {
+        // Boxed (see `serve`): an exchange is an HTTP call, and most requests carry a token.
+        return match Box::pin(gw.api_keys.token_for(&key, request_id)).await {
             Exchange::Token(t) => {
-                let tenant = gw.keys.check(&t).await.ok().map(|v| v.tenant);
+                let tenant = Box::pin(gw.keys.check(&t)).await.ok().map(|v| v.tenant);
                 Ok(Who {
                     replacement: Some(t),
                     subject: Some(key_id(&key)),
@@ -537,11 +538,9 @@ pub async fn forward(
     let request = Request::from_parts(parts, body);
 
     let started = Instant::now();
-    let sent = tokio::time::timeout(
-        upstream.config.timeout,
-        client::send(&upstream.authority, request),
-    )
-    .await;
+    // Pinned in place rather than moved into the timeout (see `handle`).
+    let sending = std::pin::pin!(client::send(&upstream.authority, request));
+    let sent = tokio::time::timeout(upstream.config.timeout, sending).await;
     let response = match sent {
         Err(_) => {
             upstream.failed(gw.breaker_failures, gw.breaker_open);

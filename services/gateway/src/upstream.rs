@@ -179,7 +179,8 @@ pub async fn send(
     };
     let (mut sender, reused) = match idle {
         Some(s) => (s, true),
-        None => (connect(authority).await?, false),
+        // Boxed: a new connection is rare and its future large.
+        None => (Box::pin(connect(authority)).await?, false),
     };
     // A copy to send again, for a bodiless idempotent request (RFC 9110 §9.2.2; like nginx,
     // never a POST or PATCH) on a connection that may have gone stale.
@@ -194,7 +195,7 @@ pub async fn send(
     let answer = match sender.send_request(request).await {
         Err(e) if reused && (e.is_canceled() || e.is_incomplete_message()) => match retry {
             Some(again) => {
-                sender = connect(authority).await?;
+                sender = Box::pin(connect(authority)).await?;
                 sender.send_request(again).await
             }
             None => Err(e),
