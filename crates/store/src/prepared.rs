@@ -7,7 +7,7 @@
 //! query is kept by its SQL text like any other, so it is prepared once per connection.
 //!
 //! Diesel asks the wrapper only when it is handed the query by value: `load`, `get_result`,
-//! `get_results`, `first`. `execute` takes a reference, and diesel's impl for references
+//! `get_results`. `execute` takes a reference, and diesel's impl for references
 //! asks the inner query instead, so a write wrapped here must return something (`RETURNING`)
 //! and be loaded. An insert needs no wrapper: `treat_none_as_default_value = false` on its
 //! `Insertable` binds `NULL` for `None`, and the statement is then kept as it is.

@@ -7,6 +7,7 @@ use fleetdesk_store::MultiBackend;
 use super::DbConn;
 use super::schema::audit_log;
 
+// `NULL` for `None` rather than `DEFAULT`, so diesel keeps the insert (one per event) prepared.
 #[derive(Debug, Clone, Queryable, Insertable)]
 #[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct AuditRow {

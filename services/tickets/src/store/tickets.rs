@@ -14,7 +14,9 @@ use super::schema::{
 };
 use super::search;
 
-/// A ticket row.
+/// A ticket row. It and the rows below insert `NULL` for `None` rather than `DEFAULT`
+/// (`treat_none_as_default_value = false`; no optional column has a default), so each insert
+/// keeps one SQL text and diesel keeps it prepared instead of planning it on every run.
 #[derive(Debug, Clone, Queryable, Insertable)]
 #[diesel(table_name = tickets, treat_none_as_default_value = false)]
 pub struct TicketRow {
