@@ -6,8 +6,8 @@
 //! schedule and parks them (`dead = 1`) after the last attempt. Nothing is lost if the process
 //! stops: unhandled rows are there at the next start.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
@@ -26,7 +26,9 @@ use crate::bus::{
 #[derive(Clone)]
 pub struct LocalBus {
     db: Db,
-    signal: Arc<Notify>,
+    // One wake-up per queue: a publish wakes only the workers of the queues it wrote to (the
+    // others would each run two queries to find nothing).
+    signals: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
 }
 
 #[derive(Queryable)]
@@ -112,8 +114,17 @@ impl LocalBus {
     pub fn new(db: Db) -> Self {
         Self {
             db,
-            signal: Arc::new(Notify::new()),
+            signals: Arc::default(),
         }
+    }
+
+    /// The wake-up of `queue`'s workers.
+    fn signal(&self, queue: &str) -> Arc<Notify> {
+        let mut signals = self.signals.lock().unwrap_or_else(|p| p.into_inner());
+        signals
+            .entry(queue.to_owned())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
     }
 
     /// Messages parked in `<name>.dead`, with their last error (inspection and tests).
@@ -162,15 +173,19 @@ impl LocalBus {
                         queued.entry(q).or_default().push(m);
                     }
                 }
+                let mut written = Vec::with_capacity(queued.len());
                 for (queue, messages) in queued {
                     enqueue(c, queue, &messages, now)?;
+                    written.push(queue.to_owned());
                 }
-                Ok::<_, StoreError>(())
+                Ok::<_, StoreError>(written)
             })
             .await;
         match result {
-            Ok(()) => {
-                self.signal.notify_waiters();
+            Ok(queues) => {
+                for queue in queues {
+                    self.signal(&queue).notify_waiters();
+                }
                 vec![Ok(()); batch.len()]
             }
             Err(e) => vec![Err(BusError::Unavailable(e.to_string())); batch.len()],
@@ -334,12 +349,8 @@ impl Bus for LocalBus {
                 })
                 .await
                 .map_err(|e| BusError::Unavailable(e.to_string()))?;
-            let task = tokio::spawn(work(
-                self.db.clone(),
-                self.signal.clone(),
-                subscription,
-                handler,
-            ));
+            let signal = self.signal(&subscription.queue());
+            let task = tokio::spawn(work(self.db.clone(), signal, subscription, handler));
             Ok(SubscriptionHandle { task })
         })
     }
