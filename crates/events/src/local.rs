@@ -121,10 +121,14 @@ impl LocalBus {
     /// The wake-up of `queue`'s workers.
     fn signal(&self, queue: &str) -> Arc<Notify> {
         let mut signals = self.signals.lock().unwrap_or_else(|p| p.into_inner());
-        signals
-            .entry(queue.to_owned())
-            .or_insert_with(|| Arc::new(Notify::new()))
-            .clone()
+        // Looked up first: every publish asks, and only a queue's first time needs its name
+        // copied.
+        if let Some(signal) = signals.get(queue) {
+            return signal.clone();
+        }
+        let signal = Arc::new(Notify::new());
+        signals.insert(queue.to_owned(), signal.clone());
+        signal
     }
 
     /// Messages parked in `<name>.dead`, with their last error (inspection and tests).
