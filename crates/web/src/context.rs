@@ -37,7 +37,11 @@ pub struct RequestContext {
 impl RequestContext {
     /// The `traceparent` to send downstream (HTTP calls, events).
     pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-01", self.trace_id, self.span_id)
+        let mut t = String::with_capacity(55);
+        for part in ["00-", &self.trace_id, "-", &self.span_id, "-01"] {
+            t.push_str(part);
+        }
+        t
     }
 }
 
@@ -57,18 +61,16 @@ pub fn trace_id() -> String {
         .unwrap_or_else(|_| "-".into())
 }
 
-/// `bytes` random bytes in lower-case hex (trace and span ids: two per request).
-fn random_hex(bytes: usize) -> String {
+/// `bytes` in lower-case hex.
+fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 32];
-    let buf = &mut buf[..bytes.min(32)];
-    rand::rng().fill_bytes(buf);
-    let mut hex = String::with_capacity(2 * buf.len());
-    for b in buf.iter() {
-        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(b & 15)]));
+    let mut hex = vec![0u8; 2 * bytes.len()];
+    for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 15)];
     }
-    hex
+    // Only hex digits were written.
+    String::from_utf8(hex).unwrap_or_default()
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -103,17 +105,28 @@ pub fn is_sane_request_id(value: &str) -> bool {
 impl RequestContext {
     /// The context for a request that sent these `X-Request-Id` and `traceparent` values.
     pub fn for_request(request_id: Option<&str>, traceparent: Option<&str>) -> Self {
-        let request_id = request_id
-            .filter(|v| is_sane_request_id(v))
-            .map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let request_id = request_id.filter(|v| is_sane_request_id(v)).map_or_else(
+            // Encoded into a buffer: `to_string` goes through the formatting machinery.
+            || {
+                let mut buf = uuid::Uuid::encode_buffer();
+                uuid::Uuid::now_v7()
+                    .hyphenated()
+                    .encode_lower(&mut buf)
+                    .to_owned()
+            },
+            str::to_owned,
+        );
+        // The span id and, unless the trace continues, the trace id: one draw for both.
+        let mut random = [0u8; 24];
+        rand::rng().fill_bytes(&mut random);
+        let (trace, span) = random.split_at(16);
         let trace_id = traceparent
             .and_then(parse_traceparent)
-            .unwrap_or_else(|| random_hex(16));
+            .unwrap_or_else(|| hex(trace));
         RequestContext {
             request_id,
             trace_id,
-            span_id: random_hex(8),
+            span_id: hex(span),
         }
     }
 }
@@ -208,11 +221,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn random_ids_are_lower_hex_of_the_length_asked() {
-        let a = random_hex(16);
-        assert!(is_hex(&a, 32), "{a}");
-        assert!(is_hex(&random_hex(8), 16));
-        assert_ne!(a, random_hex(16));
+    fn new_ids_are_lower_hex_uuids_and_differ_every_time() {
+        let a = RequestContext::for_request(None, None);
+        let b = RequestContext::for_request(None, None);
+        for c in [&a, &b] {
+            assert!(is_hex(&c.trace_id, 32), "{c:?}");
+            assert!(is_hex(&c.span_id, 16), "{c:?}");
+            let id = uuid::Uuid::parse_str(&c.request_id).unwrap();
+            assert_eq!(id.hyphenated().to_string(), c.request_id);
+            assert_eq!(id.get_version_num(), 7);
+        }
+        assert_ne!(a.trace_id, b.trace_id);
+        assert_ne!(a.span_id, b.span_id);
+        assert_ne!(a.request_id, b.request_id);
+        assert_eq!(
+            a.traceparent(),
+            format!("00-{}-{}-01", a.trace_id, a.span_id)
+        );
+        let kept = RequestContext::for_request(
+            Some("req-1"),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        assert_eq!(kept.request_id, "req-1");
+        assert_eq!(kept.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(kept.span_id, "00f067aa0ba902b7");
     }
 
     #[test]

@@ -19,12 +19,20 @@ const ALLOWED_HEADERS: &str =
     "Authorization, Content-Type, If-Match, Idempotency-Key, X-API-Key, X-Request-Id, traceparent";
 const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 
-fn put(headers: &mut HeaderMap, name: &'static str, value: &'static str) {
-    headers.insert(
-        HeaderName::from_static(name),
-        HeaderValue::from_static(value),
-    );
+fn put(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
+    headers.insert(name, value);
 }
+
+// Made at compile time: `HeaderValue::from_static` outside a constant checks its text on every
+// call, and `decorate` runs for every answer.
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const ORIGIN_VARY: HeaderValue = HeaderValue::from_static("Origin");
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
+const SAMEORIGIN: HeaderValue = HeaderValue::from_static("SAMEORIGIN");
+const DENY: HeaderValue = HeaderValue::from_static("DENY");
+const NO_CONTENT_POLICY: HeaderValue =
+    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
 
 /// The request's `Origin` when it is one of the configured CORS origins.
 pub fn allowed_origin(gw: &Gateway, headers: &HeaderMap) -> Option<HeaderValue> {
@@ -54,11 +62,23 @@ pub fn preflight(
     if let Some(origin) = allowed {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        put(h, "access-control-allow-methods", ALLOWED_METHODS);
-        put(h, "access-control-allow-headers", ALLOWED_HEADERS);
-        put(h, "access-control-allow-credentials", "true");
-        put(h, "access-control-max-age", "600");
-        put(h, "vary", "Origin");
+        put(
+            h,
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(ALLOWED_METHODS),
+        );
+        put(
+            h,
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOWED_HEADERS),
+        );
+        put(h, header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+        put(
+            h,
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        put(h, header::VARY, ORIGIN_VARY);
     }
     Some(response)
 }
@@ -67,22 +87,22 @@ pub fn preflight(
 pub fn decorate(headers: &mut HeaderMap, allowed: Option<HeaderValue>, docs: bool) {
     if let Some(origin) = allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        put(headers, "access-control-allow-credentials", "true");
-        put(headers, "access-control-expose-headers", EXPOSED);
-        put(headers, "vary", "Origin");
+        put(headers, header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+        put(
+            headers,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(EXPOSED),
+        );
+        put(headers, header::VARY, ORIGIN_VARY);
     }
-    put(headers, "x-content-type-options", "nosniff");
-    put(headers, "referrer-policy", "no-referrer");
+    put(headers, header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    put(headers, header::REFERRER_POLICY, NO_REFERRER);
     if docs {
-        put(headers, "x-frame-options", "SAMEORIGIN");
+        put(headers, header::X_FRAME_OPTIONS, SAMEORIGIN);
     } else {
-        put(headers, "x-frame-options", "DENY");
+        put(headers, header::X_FRAME_OPTIONS, DENY);
         if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-            put(
-                headers,
-                "content-security-policy",
-                "default-src 'none'; frame-ancestors 'none'",
-            );
+            put(headers, header::CONTENT_SECURITY_POLICY, NO_CONTENT_POLICY);
         }
     }
 }

@@ -31,7 +31,7 @@ use fleetdesk_web::ApiError;
 use fleetdesk_web::context::{self, RequestContext};
 use futures_util::future::join_all;
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
@@ -150,8 +150,8 @@ impl Gateway {
 pub(crate) async fn handle(gw: &Gateway, peer: &Peer, req: Request<Incoming>) -> Response<GwBody> {
     let started = Instant::now();
     let headers = req.headers();
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let ctx = RequestContext::for_request(text("x-request-id"), text("traceparent"));
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let ctx = RequestContext::for_request(text(&proxy::X_REQUEST_ID), text(&proxy::TRACEPARENT));
     let request_id = HeaderValue::from_str(&ctx.request_id).ok();
     let method = req.method().clone();
     let allowed = edge::allowed_origin(gw, headers);
@@ -180,7 +180,7 @@ pub(crate) async fn handle(gw: &Gateway, peer: &Peer, req: Request<Incoming>) ->
     let headers = response.headers_mut();
     edge::decorate(headers, allowed, docs);
     if let Some(id) = request_id {
-        headers.insert("x-request-id", id);
+        headers.insert(proxy::X_REQUEST_ID, id);
     }
     let code = response.status();
     let status = code.as_u16();

@@ -45,6 +45,10 @@ pub struct Policy {
     pub burst: u32,
     /// Its `RateLimit-Policy` header, the same on every answer.
     pub header: HeaderValue,
+    /// Its `X-RateLimit-Limit` header, the same on every answer.
+    pub limit_header: HeaderValue,
+    /// `"<name>";r=`: how its `RateLimit` header starts.
+    pub quoted: String,
 }
 
 /// The default policies: tight per-address limits on sign-in and reset, a budget per caller
@@ -120,6 +124,8 @@ impl Policy {
             .map_err(|_| format!("`{text}`: {usage}"))?;
         Ok(Self {
             header,
+            limit_header: HeaderValue::from(limit),
+            quoted: format!("\"{name}\";r="),
             name,
             service,
             prefix,
@@ -159,15 +165,9 @@ impl Policy {
 
 /// One policy's verdict for one request.
 #[derive(Debug, Clone)]
-pub struct Decision {
-    /// The policy's name.
-    pub policy: String,
-    /// Its `RateLimit-Policy` header.
-    pub policy_header: HeaderValue,
-    /// Its limit and window, for the headers.
-    pub limit: u32,
-    /// Its window.
-    pub window: Duration,
+pub struct Decision<'a> {
+    /// The policy (its name, limit, window and constant headers).
+    pub policy: &'a Policy,
     /// Whether the request may pass.
     pub allowed: bool,
     /// Requests left right now.
@@ -265,7 +265,7 @@ impl Limiter {
     }
 
     /// Takes one request from `key`'s budget under `policy`.
-    pub async fn check(&self, policy: &Policy, key: &str) -> Result<Decision, String> {
+    pub async fn check<'a>(&self, policy: &'a Policy, key: &str) -> Result<Decision<'a>, String> {
         let interval = policy.interval_micros();
         let (allowed, remaining, reset_us, retry_us) = match &self.store {
             Store::Memory(shards) => {
@@ -315,10 +315,7 @@ impl Limiter {
             }
         };
         Ok(Decision {
-            policy: policy.name.clone(),
-            policy_header: policy.header.clone(),
-            limit: policy.limit,
-            window: policy.window,
+            policy,
             allowed,
             remaining,
             reset: reset_us.div_ceil(1_000_000),

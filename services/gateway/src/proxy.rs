@@ -155,7 +155,7 @@ fn authorization(headers: &HeaderMap) -> Option<(&str, &str)> {
 
 /// The API key a request presents: `X-API-Key`, or `Authorization: ApiKey <key>`.
 fn api_key(headers: &HeaderMap, auth: Option<(&str, &str)>) -> Option<String> {
-    if let Some(v) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers.get(X_API_KEY).and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_owned());
     }
     let (scheme, key) = auth?;
@@ -246,15 +246,16 @@ async fn authenticate(
 }
 
 /// Applies every matching policy; `Err` is the 429 answer.
-async fn limit(
-    gw: &Gateway,
+async fn limit<'g>(
+    gw: &'g Gateway,
     service: &str,
     group: &str,
     path: &str,
     ip: &str,
     who: &Who,
-) -> Result<Option<Decision>, Response<GwBody>> {
+) -> Result<Option<Decision<'g>>, Response<GwBody>> {
     let mut tightest: Option<Decision> = None;
+    let mut key = String::new();
     for policy in gw
         .limiter
         .policies
@@ -267,7 +268,11 @@ async fn limit(
             (KeyKind::Tenant, _, Some(t)) => ("tenant", t.as_str()),
             (KeyKind::Tenant, _, None) => continue,
         };
-        let key = format!("fdrl:{}:{service}:{kind}:{value}", policy.name);
+        // `fdrl:<policy>:<service>:<kind>:<value>`, in one buffer for every policy.
+        key.clear();
+        for part in ["fdrl:", &policy.name, ":", service, ":", kind, ":", value] {
+            key.push_str(part);
+        }
         let decision = match gw.limiter.check(policy, &key).await {
             Ok(d) => d,
             Err(e) => {
@@ -291,8 +296,8 @@ async fn limit(
                 "rate_limited",
                 format!(
                     "too many requests ({} per {} s); retry in {} s",
-                    decision.limit,
-                    decision.window.as_secs(),
+                    decision.policy.limit,
+                    decision.policy.window.as_secs(),
                     decision.retry_after
                 ),
                 decision.retry_after,
@@ -311,29 +316,35 @@ async fn limit(
     Ok(tightest)
 }
 
-/// `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) and the `X-RateLimit-*` trio.
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) and the `X-RateLimit-*` trio. On
+/// every answer: the policy's own headers are made once, the rest without `format!`.
 fn rate_headers(headers: &mut HeaderMap, d: &Decision) {
-    headers.insert(
-        HeaderName::from_static("ratelimit-policy"),
-        d.policy_header.clone(),
-    );
-    if let Ok(v) =
-        HeaderValue::from_str(&format!("\"{}\";r={};t={}", d.policy, d.remaining, d.reset))
-    {
-        headers.insert(HeaderName::from_static("ratelimit"), v);
+    let mut remaining = itoa::Buffer::new();
+    let remaining = remaining.format(d.remaining);
+    let mut reset = itoa::Buffer::new();
+    let reset = reset.format(d.reset);
+    let mut value =
+        String::with_capacity(d.policy.quoted.len() + remaining.len() + reset.len() + 3);
+    for part in [d.policy.quoted.as_str(), remaining, ";t=", reset] {
+        value.push_str(part);
     }
-    headers.insert(
-        HeaderName::from_static("x-ratelimit-limit"),
-        HeaderValue::from(d.limit),
-    );
-    headers.insert(
-        HeaderName::from_static("x-ratelimit-remaining"),
-        HeaderValue::from(d.remaining),
-    );
-    headers.insert(
-        HeaderName::from_static("x-ratelimit-reset"),
-        HeaderValue::from(d.reset),
-    );
+    headers.insert(RATELIMIT_POLICY, d.policy.header.clone());
+    if let Ok(v) = HeaderValue::try_from(value) {
+        headers.insert(RATELIMIT, v);
+    }
+    headers.insert(X_RATELIMIT_LIMIT, d.policy.limit_header.clone());
+    if let Ok(v) = HeaderValue::from_str(remaining) {
+        headers.insert(X_RATELIMIT_REMAINING, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(reset) {
+        headers.insert(X_RATELIMIT_RESET, v);
+    }
 }
 
 /// Who the client is, as far as the gateway can believe.
@@ -361,7 +372,7 @@ impl<'a> Client<'a> {
             return direct;
         }
         let hops: Vec<&str> = headers
-            .get_all("x-forwarded-for")
+            .get_all(X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
@@ -382,7 +393,7 @@ impl<'a> Client<'a> {
             }
         }
         let proto = match headers
-            .get("x-forwarded-proto")
+            .get(X_FORWARDED_PROTO)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .map(str::trim)
@@ -390,7 +401,7 @@ impl<'a> Client<'a> {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
             _ => "http",
         };
-        let host = headers.get("x-forwarded-host").cloned();
+        let host = headers.get(X_FORWARDED_HOST).cloned();
         Self {
             ip: ip.map_or_else(|| peer.ip.as_str().into(), |i| i.to_owned().into()),
             proto,
@@ -398,6 +409,17 @@ impl<'a> Client<'a> {
         }
     }
 }
+
+// Header names made at compile time: `HeaderName::from_static` outside a constant checks its
+// text on every call.
+const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const HTTP: HeaderValue = HeaderValue::from_static("http");
+const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
 /// Forwards a request that is not the gateway's own.
 pub async fn forward(
@@ -474,7 +496,7 @@ pub async fn forward(
         .or_else(|| headers.get(header::HOST).cloned())
         .or_else(|| HeaderValue::from_str(&peer.local).ok());
     drop_hop_by_hop(headers);
-    for name in ["x-api-key", "x-request-id", "traceparent", "forwarded"] {
+    for name in [&X_API_KEY, &X_REQUEST_ID, &TRACEPARENT, &header::FORWARDED] {
         headers.remove(name);
     }
     // Forwarded headers from clients are not passed on: the gateway sets its own (from a
@@ -487,6 +509,7 @@ pub async fn forward(
     for name in client_forwarded {
         headers.remove(name);
     }
+    headers.reserve(8);
     match &upstream.host {
         Some(host) => headers.insert(header::HOST, host.clone()),
         None => headers.remove(header::HOST),
@@ -496,23 +519,20 @@ pub async fn forward(
     {
         headers.insert(header::AUTHORIZATION, v);
     }
-    let mut set = |name: &'static str, value: Option<HeaderValue>| {
+    let mut set = |name: HeaderName, value: Option<HeaderValue>| {
         if let Some(v) = value {
-            headers.insert(HeaderName::from_static(name), v);
+            headers.insert(name, v);
         }
     };
-    set("x-forwarded-for", HeaderValue::from_str(&client.ip).ok());
+    set(X_FORWARDED_FOR, HeaderValue::from_str(&client.ip).ok());
     // No TLS at the gateway itself: a trusted proxy in front says what the client used.
     set(
-        "x-forwarded-proto",
-        Some(HeaderValue::from_static(client.proto)),
+        X_FORWARDED_PROTO,
+        Some(if client.proto == "https" { HTTPS } else { HTTP }),
     );
-    set("x-forwarded-host", forwarded_host);
-    set("x-request-id", HeaderValue::from_str(&ctx.request_id).ok());
-    set(
-        "traceparent",
-        HeaderValue::from_str(&ctx.traceparent()).ok(),
-    );
+    set(X_FORWARDED_HOST, forwarded_host);
+    set(X_REQUEST_ID, HeaderValue::from_str(&ctx.request_id).ok());
+    set(TRACEPARENT, HeaderValue::try_from(ctx.traceparent()).ok());
 
     let limit = gw.max_body;
     let seen = std::sync::Arc::new(AtomicU64::new(0));
@@ -578,6 +598,9 @@ pub async fn forward(
     upstream.succeeded();
     record(service, group, response.status(), started);
     let (mut parts, returning) = response.into_parts();
+    // Room for what the gateway adds (rate-limit, security and CORS headers, the request id)
+    // in one step, rather than the map doubling and rehashing on the way.
+    parts.headers.reserve(16);
     drop_hop_by_hop(&mut parts.headers);
     if let Some(d) = &verdict {
         rate_headers(&mut parts.headers, d);
