@@ -4,7 +4,7 @@
 #   2. identity behind nginx as a plain reverse proxy (keep-alive upstream),
 #   3. identity behind our gateway, which also validates the JWT and applies a rate limit that
 #      never triggers.
-# The route is GET /api/v1/permissions (authenticated, no database). Release builds; identity
+# The route is GET /api/v1/permissions (authenticated, no database). Production builds; identity
 # and the proxy share core 0 (one worker each), wrk runs on core 1. Prints a table.
 #   bash bench/gateway.sh          (needs nginx and wrk: apt-get install nginx-light wrk)
 set -euo pipefail
@@ -18,7 +18,9 @@ for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install nginx-light wrk" >&2; exit 1; }
 done
 
-cargo build --release -q -p fleetdesk-identity -p fleetdesk-gateway
+# The `production` profile: what the image ships (fat LTO; a cold build takes several minutes).
+cargo build --profile production -q -p fleetdesk-identity -p fleetdesk-gateway
+bin="$CARGO_TARGET_DIR/production"
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
@@ -31,7 +33,7 @@ FLEETDESK_DATA_DIR="$work" \
 FLEETDESK_ADMIN_EMAIL="bench@fleetdesk.test" \
 FLEETDESK_ADMIN_PASSWORD="bench password 1" \
 FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
-  taskset -c 0 "$CARGO_TARGET_DIR/release/fleetdesk-identity" >"$work/identity.log" 2>&1 &
+  taskset -c 0 "$bin/fleetdesk-identity" >"$work/identity.log" 2>&1 &
 pids+=($!)
 wait_up "http://127.0.0.1:$ID_PORT/health"
 
@@ -69,7 +71,7 @@ FLEETDESK_GATEWAY_SERVICES=identity \
 FLEETDESK_GATEWAY_UPSTREAM_IDENTITY="http://127.0.0.1:$ID_PORT" \
 FLEETDESK_GATEWAY_RATE_LIMITS="* subject 100000000/1m" \
 FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
-  taskset -c 0 "$CARGO_TARGET_DIR/release/fleetdesk-gateway" >"$work/gateway.log" 2>&1 &
+  taskset -c 0 "$bin/fleetdesk-gateway" >"$work/gateway.log" 2>&1 &
 pids+=($!)
 wait_up "http://127.0.0.1:$GW_PORT/health"
 
@@ -89,7 +91,7 @@ run() { # name, connections, url
 }
 
 echo
-echo "GET /api/v1/permissions, release builds; identity and proxy on core 0 (1 worker each), wrk on core 1, $DURATION per run"
+echo "GET /api/v1/permissions, production builds (fat LTO); identity and proxy on core 0 (1 worker each), wrk on core 1, $DURATION per run"
 printf '| %-36s | %5s | %10s | %9s | %9s | %7s |\n' "path" "conns" "req/s" "p50" "p99" "non-2xx"
 printf '|%s|%s|%s|%s|%s|%s|\n' "--------------------------------------" "-------" "-----------:" "----------:" "----------:" "--------:"
 for c in 32 128; do
