@@ -61,10 +61,26 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
                 .ok()?;
-            builder.install_recorder().ok()
+            let handle = builder.install_recorder().ok()?;
+            // `install_recorder` leaves upkeep to the caller: without it every histogram sample
+            // stays queued until the next scrape, so a process nobody scrapes grows by each
+            // request it serves. A thread of its own, as this may first run outside a runtime.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            Some(handle)
         })
         .as_ref()
 }
+
+/// How often queued histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The current metrics in Prometheus text format.
 pub fn render_metrics() -> String {
