@@ -5,19 +5,23 @@
 use serde_json::{Value, json};
 
 use crate::config::LlmConfig;
-use crate::domain::triage::{self, DEFAULT_VERSION, RuleSet, Triage};
+use crate::domain::triage::{self, Compiled, DEFAULT_VERSION, RuleSet, Triage};
 use crate::store::products::ProductRow;
 
 /// The rules a product triages with, and their version name.
 pub fn rules_of(product: &ProductRow) -> (RuleSet, String) {
-    match product
-        .triage_rules
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<RuleSet>(r).ok())
-    {
+    match own_rules(product) {
         Some(rules) => (rules, format!("product-{}", product.triage_rules_version)),
         None => (triage::default_rules(), DEFAULT_VERSION.to_owned()),
     }
+}
+
+/// The rules `product` replaced the shipped ones with, if any.
+fn own_rules(product: &ProductRow) -> Option<RuleSet> {
+    product
+        .triage_rules
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<RuleSet>(r).ok())
 }
 
 const SYSTEM_PROMPT: &str = "You triage support tickets of a software product. Answer with one \
@@ -78,10 +82,17 @@ async fn ask_model(
     triage::read_model_answer(content, &llm.model)
 }
 
-/// Triages a new ticket of `product` by its rules (or the shipped ones).
+/// Triages a new ticket of `product` by its rules (or the shipped ones, compiled once).
 pub fn by_rules(product: &ProductRow, title: &str, description: &str) -> Triage {
-    let (rules, version) = rules_of(product);
-    triage::classify(&rules, &version, title, description)
+    match own_rules(product) {
+        Some(rules) => triage::classify_with(
+            &Compiled::new(rules),
+            &format!("product-{}", product.triage_rules_version),
+            title,
+            description,
+        ),
+        None => triage::classify_with(Compiled::shipped(), DEFAULT_VERSION, title, description),
+    }
 }
 
 /// Triages a new ticket of `product` by the model, falling back to the rules.

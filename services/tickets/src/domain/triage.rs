@@ -256,27 +256,77 @@ fn normalised(text: &str) -> String {
     out
 }
 
-fn found<'a>(haystack: &str, words: &'a [String]) -> Option<&'a str> {
-    words.iter().map(String::as_str).find(|w| {
-        let w = normalised(w);
-        !w.trim().is_empty() && haystack.contains(w.as_str())
-    })
+/// A rule set ready to classify with: each keyword normalised once (the shipped set once per
+/// process) rather than once per rule for every ticket.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    rules: Vec<CompiledRule>,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    rule: Rule,
+    /// `rule.keywords`, normalised, in the same order.
+    keywords: Vec<String>,
+    /// `rule.and_keywords`, normalised, in the same order.
+    and_keywords: Vec<String>,
+}
+
+impl Compiled {
+    /// Normalises `set`'s keywords.
+    pub fn new(set: RuleSet) -> Self {
+        let normalise = |words: &[String]| words.iter().map(|w| normalised(w)).collect();
+        Self {
+            rules: set
+                .rules
+                .into_iter()
+                .map(|rule| CompiledRule {
+                    keywords: normalise(&rule.keywords),
+                    and_keywords: normalise(&rule.and_keywords),
+                    rule,
+                })
+                .collect(),
+        }
+    }
+
+    /// The shipped rules ([`default_rules`]), compiled on first use.
+    pub fn shipped() -> &'static Compiled {
+        static SHIPPED: std::sync::LazyLock<Compiled> =
+            std::sync::LazyLock::new(|| Compiled::new(default_rules()));
+        &SHIPPED
+    }
+}
+
+/// The first of `words` whose normalised form (`normal`, in the same order) occurs in
+/// `haystack`.
+fn found<'a>(haystack: &str, words: &'a [String], normal: &[String]) -> Option<&'a str> {
+    words
+        .iter()
+        .zip(normal)
+        .find(|(_, n)| !n.trim().is_empty() && haystack.contains(n.as_str()))
+        .map(|(w, _)| w.as_str())
 }
 
 /// Classifies a ticket with `rules`; `version` names the rule set in the provenance.
 pub fn classify(rules: &RuleSet, version: &str, title: &str, description: &str) -> Triage {
+    classify_with(&Compiled::new(rules.clone()), version, title, description)
+}
+
+/// [`classify`] with a rule set compiled already.
+pub fn classify_with(rules: &Compiled, version: &str, title: &str, description: &str) -> Triage {
     let text = normalised(&format!("{title}\n{description}"));
     let mut severity: Option<Severity> = None;
     let mut ticket_type: Option<TicketType> = None;
     let mut reasons = Vec::new();
-    for r in &rules.rules {
-        let Some(word) = found(&text, &r.keywords) else {
+    for compiled in &rules.rules {
+        let r = &compiled.rule;
+        let Some(word) = found(&text, &r.keywords, &compiled.keywords) else {
             continue;
         };
         let also = if r.and_keywords.is_empty() {
             None
         } else {
-            match found(&text, &r.and_keywords) {
+            match found(&text, &r.and_keywords, &compiled.and_keywords) {
                 Some(w) => Some(w),
                 None => continue,
             }
@@ -427,8 +477,12 @@ pub fn read_model_answer(content: &str, model: &str) -> Result<Triage, String> {
 mod tests {
     use super::*;
 
+    /// The shipped rules, compiled once, and compiled afresh: the same answer.
     fn triage(title: &str, description: &str) -> Triage {
-        classify(&default_rules(), DEFAULT_VERSION, title, description)
+        let once = classify_with(Compiled::shipped(), DEFAULT_VERSION, title, description);
+        let afresh = classify(&default_rules(), DEFAULT_VERSION, title, description);
+        assert_eq!(once, afresh);
+        once
     }
 
     #[test]
