@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use fleetdesk_store::outbox::{self, NewMessage};
-use fleetdesk_store::{Backend, CountRows, MultiBackend, Planned, Together};
+use fleetdesk_store::{Backend, CountRows, Fixed, MultiBackend, Planned, Together};
 
 use super::DbConn;
 use super::products::ProductRow;
@@ -173,19 +173,20 @@ pub fn insert(
 ) -> QueryResult<()> {
     match conn {
         DbConn::Pg(c) => {
-            let mut writes = Together::new()
+            // One text for every ticket (the tags go as one array), so the statement is found
+            // by type rather than by building its text on every create.
+            let writes = Together::new()
                 .and(diesel::insert_into(tickets::table).values(row))
                 .and(diesel::insert_into(ticket_sla::table).values(sla))
                 .and(diesel::insert_into(sla_ledger::table).values(start))
-                .and(diesel::insert_into(ticket_history::table).values(created));
-            for tag in tags {
-                writes = writes.and(diesel::insert_into(ticket_tags::table).values((
-                    ticket_tags::tenant_id.eq(&row.tenant_id),
-                    ticket_tags::tag.eq(tag),
-                    ticket_tags::ticket_id.eq(&row.id),
-                )));
-            }
-            writes.and(outbox::insertion(event)).execute(c)?;
+                .and(diesel::insert_into(ticket_history::table).values(created))
+                .and(TagsOf {
+                    tenant_id: &row.tenant_id,
+                    ticket_id: &row.id,
+                    tags,
+                })
+                .and(outbox::insertion(event));
+            Fixed::<CreateWrite>::new(writes, "seq").get_result::<i64>(c)?;
             Ok(())
         }
         DbConn::Sqlite(_) => {
@@ -200,6 +201,33 @@ pub fn insert(
             insert_tags(conn, &row.tenant_id, &row.id, tags)?;
             outbox::insert(conn, event)
         }
+    }
+}
+
+/// The shape of a create's write ([`Fixed`]).
+struct CreateWrite;
+
+/// `INSERT INTO ticket_tags … SELECT … FROM unnest(<tags>)`: a ticket's tags in one write of
+/// one shape however many there are (PostgreSQL).
+struct TagsOf<'a> {
+    tenant_id: &'a str,
+    ticket_id: &'a str,
+    tags: &'a [String],
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for TagsOf<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("INSERT INTO ticket_tags (tenant_id, tag, ticket_id) SELECT ");
+        out.push_bind_param::<Text, _>(self.tenant_id)?;
+        out.push_sql(", tag, ");
+        out.push_bind_param::<Text, _>(self.ticket_id)?;
+        out.push_sql(" FROM unnest(");
+        out.push_bind_param::<diesel::sql_types::Array<Text>, _>(self.tags)?;
+        out.push_sql(") AS tag");
+        Ok(())
     }
 }
 

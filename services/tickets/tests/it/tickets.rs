@@ -484,3 +484,61 @@ async fn a_ticket_is_edited_under_if_match_with_history_and_deleted_for_good() {
         .await;
     assert_problem(&refused, 403, "permission_denied");
 }
+
+/// A create's write is one statement of one shape whatever the ticket holds (its tags go as
+/// one array), so PostgreSQL keeps one prepared statement for it, found by type; every tag
+/// lands.
+#[tokio::test]
+async fn a_creates_write_is_one_prepared_statement_on_postgres() {
+    use fleetdesk_store::diesel::sql_types::Text;
+    use fleetdesk_store::diesel::{QueryableByName, RunQueryDsl};
+
+    // One connection: the one whose prepared statements PostgreSQL lists below.
+    let app = spawn_with(&[("FLEETDESK_DB_POOL_SIZE", "1")]).await;
+    if app.state.db.backend() != fleetdesk_store::Backend::Postgres {
+        return; // SQLite keeps no plans on a server; nothing to check.
+    }
+    let pid = product(&app).await;
+    for tags in [json!([]), json!(["eu"]), json!(["eu", "vip", "billing"])] {
+        let a = app
+            .http
+            .post("/api/v1/tickets")
+            .bearer(&app.admin)
+            .json(&json!({
+                "productId": pid, "title": "Export crashes", "description": "On large files",
+                "requester": {"name": "Rita", "email": "rita@customer.test"},
+                "channel": "api", "tags": tags
+            }))
+            .send()
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        assert_eq!(a.body["tags"], tags);
+    }
+    let total = |a: &fleetdesk_testkit::Answer| a.body["pagination"]["total"].as_i64().unwrap();
+    assert_eq!(total(&app.get("/api/v1/tickets?tag=eu").await), 2);
+    assert_eq!(total(&app.get("/api/v1/tickets?tag=billing").await), 1);
+
+    #[derive(QueryableByName)]
+    struct Kept {
+        #[diesel(sql_type = Text)]
+        statement: String,
+    }
+    let kept = app
+        .state
+        .db
+        .run(|c| {
+            fleetdesk_store::diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+                .load::<Kept>(c)
+                .map_err(fleetdesk_store::StoreError::from)
+        })
+        .await
+        .unwrap();
+    let writes = kept
+        .iter()
+        .filter(|k| {
+            k.statement
+                .starts_with("WITH w0 AS (INSERT INTO \"tickets\"")
+        })
+        .count();
+    assert_eq!(writes, 1, "one prepared write for three shapes of ticket");
+}
