@@ -208,13 +208,14 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
         let ready = db
             .run(move |c| {
                 let now = Utc::now().naive_utc();
-                let rows = bus_messages::table
+                // On the concrete connection: taken after every publish (see `concrete!`).
+                let rows = fleetdesk_store::concrete!(&mut *c, |c| bus_messages::table
                     .filter(bus_messages::queue.eq(&q))
                     .filter(bus_messages::dead.eq(0))
                     .filter(bus_messages::available_at.le(now))
                     .order(bus_messages::seq)
                     .limit(limit)
-                    .load::<Row>(c)?;
+                    .load::<Row>(c))?;
                 let next: Option<NaiveDateTime> = if rows.is_empty() {
                     bus_messages::table
                         .filter(bus_messages::queue.eq(&q))
@@ -312,10 +313,10 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
         if !done.is_empty() {
             let deleted = db
                 .run(move |c| {
-                    fleetdesk_store::diesel::delete(
-                        bus_messages::table.filter(bus_messages::seq.eq_any(done)),
+                    fleetdesk_store::concrete!(c, |c| fleetdesk_store::diesel::delete(
+                        bus_messages::table.filter(bus_messages::seq.eq_any(&done)),
                     )
-                    .execute(c)
+                    .execute(c))
                     .map_err(StoreError::from)
                 })
                 .await;

@@ -35,11 +35,12 @@ pub struct AuditFilter {
     pub to: Option<NaiveDateTime>,
 }
 
+/// Inserts one row: on the concrete connection, as it is written for every event.
 pub fn insert(conn: &mut DbConn, row: &AuditRow) -> QueryResult<()> {
-    diesel::insert_into(audit_log::table)
+    fleetdesk_store::concrete!(conn, |c| diesel::insert_into(audit_log::table)
         .values(row)
-        .execute(conn)
-        .map(|_| ())
+        .execute(c))
+    .map(|_| ())
 }
 
 fn filtered<'a>(tenant_id: &'a str, f: &'a AuditFilter) -> audit_log::BoxedQuery<'a, MultiBackend> {
