@@ -59,7 +59,28 @@ fn fingerprint(route: &str, body: &impl Serialize) -> Result<String, ApiError> {
 /// What a create produced.
 pub struct Created {
     pub status: StatusCode,
-    pub body: serde_json::Value,
+    /// The response body, as JSON text (made once: sent, and remembered under a key).
+    pub body: String,
+}
+
+impl Created {
+    /// `status` with `view` as its body.
+    pub fn new(status: StatusCode, view: &impl Serialize) -> Result<Self, ApiError> {
+        Ok(Self {
+            status,
+            body: serde_json::to_string(view).map_err(ApiError::internal)?,
+        })
+    }
+
+    fn respond(self, replayed: bool) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if replayed {
+            response.insert_header(("idempotent-replayed", "true"));
+        }
+        response
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(self.body)
+    }
 }
 
 fn replay(row: &IdempotencyRow, hash: &str) -> Result<Created, ApiError> {
@@ -73,7 +94,7 @@ fn replay(row: &IdempotencyRow, hash: &str) -> Result<Created, ApiError> {
     Ok(Created {
         status: StatusCode::from_u16(u16::try_from(row.status).unwrap_or(201))
             .unwrap_or(StatusCode::CREATED),
-        body: serde_json::from_str(&row.body).map_err(ApiError::internal)?,
+        body: row.body.clone(),
     })
 }
 
@@ -111,7 +132,7 @@ where
         } else {
             state.db.transaction(move |conn| create(conn)).await?
         };
-        return Ok(HttpResponse::build(created.status).json(created.body));
+        return Ok(created.respond(false));
     };
     let hash = fingerprint(route, request)?;
     let (tenant, who) = (caller.tenant_id.clone(), caller.actor());
@@ -142,7 +163,7 @@ where
                         key,
                         request_hash: hash,
                         status: i32::from(created.status.as_u16()),
-                        body: created.body.to_string(),
+                        body: created.body.clone(),
                         created_at: now,
                     },
                     since,
@@ -151,13 +172,7 @@ where
             })
             .await;
         match result {
-            Ok((created, replayed)) => {
-                let mut response = HttpResponse::build(created.status);
-                if replayed {
-                    response.insert_header(("idempotent-replayed", "true"));
-                }
-                return Ok(response.json(created.body));
-            }
+            Ok((created, replayed)) => return Ok(created.respond(replayed)),
             Err(e) if attempt == 0 && e.kind() == ErrorKind::Conflict && e.code() == "conflict" => {
                 continue;
             }

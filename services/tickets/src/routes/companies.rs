@@ -253,11 +253,7 @@ async fn create_company(
                     company: state_of(&row),
                 },
             )?;
-            Ok(Created {
-                status: StatusCode::CREATED,
-                body: serde_json::to_value(CompanyView::new(row, include_address))
-                    .map_err(ApiError::internal)?,
-            })
+            Created::new(StatusCode::CREATED, &CompanyView::new(row, include_address))
         },
     )
     .await

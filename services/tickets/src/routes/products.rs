@@ -226,10 +226,7 @@ async fn create_product(
                     product: state_of(&row),
                 },
             )?;
-            Ok(Created {
-                status: StatusCode::CREATED,
-                body: serde_json::to_value(ProductView::from(row)).map_err(ApiError::internal)?,
-            })
+            Created::new(StatusCode::CREATED, &ProductView::from(row))
         },
     )
     .await

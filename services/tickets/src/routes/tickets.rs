@@ -319,8 +319,10 @@ async fn create_ticket(
                 },
             )?;
             // Made before the write, which must be the last thing that can fail.
-            let body = serde_json::to_value(TicketView::detail(row.clone(), &sla_row, now))
-                .map_err(ApiError::internal)?;
+            let created_answer = Created::new(
+                StatusCode::CREATED,
+                &TicketView::detail(row.clone(), &sla_row, now),
+            )?;
             tickets::insert(
                 conn,
                 &row,
@@ -348,10 +350,7 @@ async fn create_ticket(
                 &checked.tags,
                 &created.message(),
             )?;
-            Ok(Created {
-                status: StatusCode::CREATED,
-                body,
-            })
+            Ok(created_answer)
         },
     )
     .await
