@@ -6,25 +6,26 @@ use std::time::{Duration, Instant};
 
 use fleetdesk_web::ApiError;
 use futures_util::future::join_all;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use crate::Gateway;
 use crate::body::{self, GwBody};
 
-const EXPOSED: &str = "ETag, Location, Retry-After, X-Request-Id, RateLimit, RateLimit-Policy, \
-     X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset";
-const ALLOWED_HEADERS: &str =
-    "Authorization, Content-Type, If-Match, Idempotency-Key, X-API-Key, X-Request-Id, traceparent";
-const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
+// Header values made at compile time: `HeaderValue::from_static` outside a constant checks
+// its text on every call, and `decorate` runs for every answer.
+const EXPOSED: HeaderValue = HeaderValue::from_static(
+    "ETag, Location, Retry-After, X-Request-Id, RateLimit, RateLimit-Policy, \
+     X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset",
+);
+const ALLOWED_HEADERS: HeaderValue = HeaderValue::from_static(
+    "Authorization, Content-Type, If-Match, Idempotency-Key, X-API-Key, X-Request-Id, traceparent",
+);
+const ALLOWED_METHODS: HeaderValue =
+    HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS");
+const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 
-fn put(headers: &mut HeaderMap, name: HeaderName, value: HeaderValue) {
-    headers.insert(name, value);
-}
-
-// Made at compile time: `HeaderValue::from_static` outside a constant checks its text on every
-// call, and `decorate` runs for every answer.
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const ORIGIN_VARY: HeaderValue = HeaderValue::from_static("Origin");
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
@@ -62,23 +63,11 @@ pub fn preflight(
     if let Some(origin) = allowed {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        put(
-            h,
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOWED_METHODS),
-        );
-        put(
-            h,
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(ALLOWED_HEADERS),
-        );
-        put(h, header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
-        put(
-            h,
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        put(h, header::VARY, ORIGIN_VARY);
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOWED_METHODS);
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOWED_HEADERS);
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
+        h.insert(header::VARY, ORIGIN_VARY);
     }
     Some(response)
 }
@@ -87,22 +76,18 @@ pub fn preflight(
 pub fn decorate(headers: &mut HeaderMap, allowed: Option<HeaderValue>, docs: bool) {
     if let Some(origin) = allowed {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        put(headers, header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
-        put(
-            headers,
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSED),
-        );
-        put(headers, header::VARY, ORIGIN_VARY);
+        headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED);
+        headers.insert(header::VARY, ORIGIN_VARY);
     }
-    put(headers, header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    put(headers, header::REFERRER_POLICY, NO_REFERRER);
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    headers.insert(header::REFERRER_POLICY, NO_REFERRER);
     if docs {
-        put(headers, header::X_FRAME_OPTIONS, SAMEORIGIN);
+        headers.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
     } else {
-        put(headers, header::X_FRAME_OPTIONS, DENY);
+        headers.insert(header::X_FRAME_OPTIONS, DENY);
         if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-            put(headers, header::CONTENT_SECURITY_POLICY, NO_CONTENT_POLICY);
+            headers.insert(header::CONTENT_SECURITY_POLICY, NO_CONTENT_POLICY);
         }
     }
 }

@@ -10,18 +10,13 @@ use crate::store::products::ProductRow;
 
 /// The rules a product triages with, and their version name.
 pub fn rules_of(product: &ProductRow) -> (RuleSet, String) {
-    match own_rules(product) {
-        Some(rules) => (rules, format!("product-{}", product.triage_rules_version)),
-        None => (triage::default_rules(), DEFAULT_VERSION.to_owned()),
-    }
+    own_rules(product).unwrap_or_else(|| (triage::default_rules(), DEFAULT_VERSION.to_owned()))
 }
 
-/// The rules `product` replaced the shipped ones with, if any.
-fn own_rules(product: &ProductRow) -> Option<RuleSet> {
-    product
-        .triage_rules
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<RuleSet>(r).ok())
+/// The rules `product` replaced the shipped ones with, if any, and their version name.
+fn own_rules(product: &ProductRow) -> Option<(RuleSet, String)> {
+    let rules = serde_json::from_str::<RuleSet>(product.triage_rules.as_deref()?).ok()?;
+    Some((rules, format!("product-{}", product.triage_rules_version)))
 }
 
 const SYSTEM_PROMPT: &str = "You triage support tickets of a software product. Answer with one \
@@ -85,12 +80,9 @@ async fn ask_model(
 /// Triages a new ticket of `product` by its rules (or the shipped ones, compiled once).
 pub fn by_rules(product: &ProductRow, title: &str, description: &str) -> Triage {
     match own_rules(product) {
-        Some(rules) => triage::classify_with(
-            &Compiled::new(rules),
-            &format!("product-{}", product.triage_rules_version),
-            title,
-            description,
-        ),
+        Some((rules, version)) => {
+            triage::classify_with(&Compiled::new(rules), &version, title, description)
+        }
         None => triage::classify_with(Compiled::shipped(), DEFAULT_VERSION, title, description),
     }
 }

@@ -307,12 +307,7 @@ fn found<'a>(haystack: &str, words: &'a [String], normal: &[String]) -> Option<&
         .map(|(w, _)| w.as_str())
 }
 
-/// Classifies a ticket with `rules`; `version` names the rule set in the provenance.
-pub fn classify(rules: &RuleSet, version: &str, title: &str, description: &str) -> Triage {
-    classify_with(&Compiled::new(rules.clone()), version, title, description)
-}
-
-/// [`classify`] with a rule set compiled already.
+/// Classifies a ticket with compiled `rules`; `version` names the rule set in the provenance.
 pub fn classify_with(rules: &Compiled, version: &str, title: &str, description: &str) -> Triage {
     let text = normalised(&format!("{title}\n{description}"));
     let mut severity: Option<Severity> = None;
@@ -480,7 +475,12 @@ mod tests {
     /// The shipped rules, compiled once, and compiled afresh: the same answer.
     fn triage(title: &str, description: &str) -> Triage {
         let once = classify_with(Compiled::shipped(), DEFAULT_VERSION, title, description);
-        let afresh = classify(&default_rules(), DEFAULT_VERSION, title, description);
+        let afresh = classify_with(
+            &Compiled::new(default_rules()),
+            DEFAULT_VERSION,
+            title,
+            description,
+        );
         assert_eq!(once, afresh);
         once
     }
