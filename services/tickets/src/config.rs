@@ -43,11 +43,9 @@ pub struct TicketsConfig {
     /// How often the breach scheduler looks for due tickets (`FLEETDESK_SLA_SCAN_SECONDS`,
     /// default 10; a breach is marked at most this long after its due time).
     pub sla_scan: Duration,
-    /// How many tickets, first in a list's order, a text search on PostgreSQL looks through
-    /// before it goes to the text indexes (see `store::tickets::list`). Not a setting: 1,000
-    /// costs about 1.5 ms to look through at a million tickets and holds a first page of any
-    /// word in more than 2 % of them; tests lower it to reach every path with a few tickets.
-    pub search_window: i64,
+    /// How a text search on PostgreSQL chooses its path (`store::tickets::SearchTuning`).
+    /// Not a setting: tests change it to reach every path with a few tickets.
+    pub search: crate::store::tickets::SearchTuning,
 }
 
 impl TicketsConfig {
@@ -89,7 +87,7 @@ impl TicketsConfig {
             ));
         }
         Ok(Self {
-            search_window: 1_000,
+            search: Default::default(),
             listen: s
                 .get("FLEETDESK_TICKETS_LISTEN")
                 .unwrap_or("127.0.0.1:8082")

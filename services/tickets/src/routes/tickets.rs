@@ -513,7 +513,7 @@ async fn list_tickets(
     } else {
         page.count_cap()
     };
-    let window = state.config.search_window;
+    let tuning = state.config.search;
     let list = state
         .db
         .run(move |conn| {
@@ -525,7 +525,7 @@ async fn list_tickets(
                 page.offset(),
                 page.limit_i64(),
                 cap,
-                window,
+                tuning,
             )?;
             let mut out = page.wrap_capped(
                 listed.rows.into_iter().map(TicketView::summary).collect(),

@@ -114,10 +114,10 @@ pub fn matching_sparse(tenant_id: &str, q: &str, internal: bool, ids: &[String])
 }
 
 /// Whether PostgreSQL expects `q` to match few tickets by title or description: no more than
-/// its default guess for a word its statistics do not track (0.5 % of the rows), or a
-/// thousand, which a bitmap scan and sort handle quickly however many rows there are. A word
-/// it knows to be common is not few. Costs a plan, not a scan.
-pub fn few_expected(conn: &mut DbConn, q: &str) -> QueryResult<bool> {
+/// its default guess for a word its statistics do not track (0.5 % of the rows), or `floor`
+/// (a thousand: a bitmap scan and sort handle them quickly however many rows there are). A
+/// word it knows to be common is not few. Costs a plan, not a scan.
+pub fn few_expected(conn: &mut DbConn, q: &str, floor: f64) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Plan {
         #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
@@ -134,7 +134,7 @@ pub fn few_expected(conn: &mut DbConn, q: &str) -> QueryResult<bool> {
     let plan = serde_json::from_str::<serde_json::Value>(&plan.json).unwrap_or_default();
     let rows = |i: usize| plan[0]["Plan"]["Plans"][i]["Plan Rows"].as_f64();
     Ok(match (rows(0), rows(1)) {
-        (Some(matches), Some(all)) => matches <= (0.006 * all).max(1_000.0),
+        (Some(matches), Some(all)) => matches <= (0.006 * all).max(floor),
         // An unreadable plan: take the word for common, which keeps PostgreSQL's own plan.
         _ => false,
     })

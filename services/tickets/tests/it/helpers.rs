@@ -110,8 +110,14 @@ pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// A service whose text searches on PostgreSQL look through only `window` tickets first.
-pub async fn spawn_with_search_window(window: i64) -> TestApp {
-    spawn_configured(&[], |c| c.search_window = window).await
+pub async fn spawn_with_search(window: i64, few_matches: f64) -> TestApp {
+    spawn_configured(&[], |c| {
+        c.search = fleetdesk_tickets::store::tickets::SearchTuning {
+            window,
+            few_matches,
+        }
+    })
+    .await
 }
 
 async fn spawn_configured(
