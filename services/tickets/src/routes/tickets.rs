@@ -28,9 +28,7 @@ use crate::idempotency::{self, Created, IdempotencyKey, Writes};
 use crate::store::companies as company_store;
 use crate::store::list_to_json;
 use crate::store::products::ProductRow;
-use crate::store::tickets::{
-    self, AssigneeFilter, HistoryRow, LedgerRow, SlaRow, SortKey, TicketFilter, TicketRow,
-};
+use crate::store::tickets::{self, AssigneeFilter, SlaRow, SortKey, TicketFilter, TicketRow};
 use crate::views::TicketView;
 
 pub(super) fn configure(cfg: &mut ServiceConfig) {
@@ -323,33 +321,7 @@ async fn create_ticket(
                 StatusCode::CREATED,
                 &TicketView::detail(row.clone(), &sla_row, now),
             )?;
-            tickets::insert(
-                conn,
-                &row,
-                &sla_row,
-                &LedgerRow {
-                    id: new_id(),
-                    tenant_id: tenant.clone(),
-                    ticket_id: id.clone(),
-                    kind: "start".into(),
-                    target: None,
-                    detail: Some(format!("severity {severity}")),
-                    at: now,
-                },
-                &HistoryRow {
-                    id: new_id(),
-                    tenant_id: tenant.clone(),
-                    ticket_id: id.clone(),
-                    actor: actor.clone(),
-                    field: "created".into(),
-                    from_value: None,
-                    to_value: Some(row.key.clone()),
-                    note: None,
-                    at: now,
-                },
-                &checked.tags,
-                &created.message(),
-            )?;
+            tickets::insert(conn, &row, &sla_row, &checked.tags, &created.message())?;
             Ok(created_answer)
         },
     )

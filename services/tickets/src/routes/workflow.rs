@@ -825,8 +825,7 @@ async fn list_history(
         .db
         .run(move |conn| {
             let ticket = load_ticket(conn, &tenant, &id)?;
-            let (rows, total) =
-                tickets::history(conn, &ticket.id, page.offset(), page.limit_i64())?;
+            let (rows, total) = tickets::history(conn, &ticket, page.offset(), page.limit_i64())?;
             Ok::<_, ApiError>(page.wrap(rows.into_iter().map(HistoryView::from).collect(), total))
         })
         .await?;
@@ -848,7 +847,7 @@ async fn get_sla(
         .run(move |conn| {
             let ticket = load_ticket(conn, &tenant, &id)?;
             let edit = Edit::begin(conn, ticket, "system", now)?;
-            let ledger = tickets::ledger(conn, &edit.ticket.id)?;
+            let ledger = tickets::ledger(conn, &edit.ticket)?;
             Ok::<_, ApiError>(sla_view(&edit, ledger, now))
         })
         .await?;

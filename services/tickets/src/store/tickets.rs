@@ -13,6 +13,8 @@ use super::schema::{
     ticket_sla, ticket_tags, tickets,
 };
 use super::search;
+use crate::domain::fields::Severity;
+use crate::domain::sla::Mark;
 
 /// A ticket row. It and the rows below insert `NULL` for `None` rather than `DEFAULT`
 /// (`treat_none_as_default_value = false`; no optional column has a default), so each insert
@@ -155,19 +157,16 @@ pub struct LedgerRow {
     pub at: NaiveDateTime,
 }
 
-/// A new ticket with its SLA clock, the clock's start in the ledger, its first history line,
-/// its tags and the event announcing it. On PostgreSQL they go as one statement: with
-/// [`for_create`], a create is two round trips (read, write; begin and commit as well when an
-/// `Idempotency-Key` needs a transaction) where it was eight, each a trip through the network
-/// stack and PostgreSQL's executor set-up. A tag is a single-row insert of its own, so the
-/// statement stays preparable (one cached statement per number of tags, at most 20).
-#[allow(clippy::too_many_arguments)]
+/// A new ticket with its SLA clock, its tags and the event announcing it. On PostgreSQL they
+/// go as one statement: with [`for_create`], a create is two round trips (read, write; begin
+/// and commit as well when an `Idempotency-Key` needs a transaction) where it was eight, each a
+/// trip through the network stack and PostgreSQL's executor set-up. The ticket's first history
+/// entry and its clock's first start are not rows: [`history`] and [`ledger`] read them off the
+/// ticket ([`created_entry`], [`start_entry`]).
 pub fn insert(
     conn: &mut DbConn,
     row: &TicketRow,
     sla: &SlaRow,
-    start: &LedgerRow,
-    created: &HistoryRow,
     tags: &[String],
     event: &NewMessage<'_>,
 ) -> QueryResult<()> {
@@ -178,8 +177,6 @@ pub fn insert(
             let writes = Together::new()
                 .and(diesel::insert_into(tickets::table).values(row))
                 .and(diesel::insert_into(ticket_sla::table).values(sla))
-                .and(diesel::insert_into(sla_ledger::table).values(start))
-                .and(diesel::insert_into(ticket_history::table).values(created))
                 .and(TagsOf {
                     tenant_id: &row.tenant_id,
                     ticket_id: &row.id,
@@ -196,11 +193,48 @@ pub fn insert(
             diesel::insert_into(ticket_sla::table)
                 .values(sla)
                 .execute(conn)?;
-            insert_ledger(conn, start)?;
-            insert_history(conn, std::slice::from_ref(created))?;
             insert_tags(conn, &row.tenant_id, &row.id, tags)?;
             outbox::insert(conn, event)
         }
+    }
+}
+
+/// A ticket's first history entry, `created` (to its key, by its creator, when it was
+/// created), read off the ticket: a create writes two rows fewer, and every ticket has it,
+/// however it came into the table. Its id is the ticket's.
+pub fn created_entry(ticket: &TicketRow) -> HistoryRow {
+    HistoryRow {
+        id: ticket.id.clone(),
+        tenant_id: ticket.tenant_id.clone(),
+        ticket_id: ticket.id.clone(),
+        actor: ticket.created_by.clone(),
+        field: "created".into(),
+        from_value: None,
+        to_value: Some(ticket.key.clone()),
+        note: None,
+        at: ticket.created_at,
+    }
+}
+
+/// The first entry of a ticket's SLA ledger: its clock started when the ticket was created,
+/// at the severity triage gave it (in the triage result; no detail for a ticket without one).
+/// Its id is the ticket's.
+pub fn start_entry(ticket: &TicketRow) -> LedgerRow {
+    #[derive(serde::Deserialize)]
+    struct Triaged {
+        severity: String,
+    }
+    let severity = serde_json::from_str::<Triaged>(&ticket.triage)
+        .ok()
+        .and_then(|t| Severity::parse(&t.severity).ok());
+    LedgerRow {
+        id: ticket.id.clone(),
+        tenant_id: ticket.tenant_id.clone(),
+        ticket_id: ticket.id.clone(),
+        kind: Mark::Start.as_str().into(),
+        target: None,
+        detail: severity.map(|s| format!("severity {s}")),
+        at: ticket.created_at,
     }
 }
 
@@ -741,24 +775,37 @@ pub fn insert_history(conn: &mut DbConn, rows: &[HistoryRow]) -> QueryResult<()>
     Ok(())
 }
 
-/// A page of a ticket's history, oldest first.
+/// A page of a ticket's history, oldest first: its [`created_entry`], then the stored
+/// changes, and how many there are in all.
 pub fn history(
     conn: &mut DbConn,
-    ticket_id: &str,
+    ticket: &TicketRow,
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<HistoryRow>, i64)> {
-    let total = ticket_history::table
-        .filter(ticket_history::ticket_id.eq(ticket_id))
+    let stored: i64 = ticket_history::table
+        .filter(ticket_history::ticket_id.eq(&ticket.id))
         .count()
         .get_result(conn)?;
-    let rows = ticket_history::table
-        .filter(ticket_history::ticket_id.eq(ticket_id))
-        .order((ticket_history::at.asc(), ticket_history::id.asc()))
-        .offset(offset)
-        .limit(limit)
-        .load(conn)?;
-    Ok((rows, total))
+    // The created entry is the first of the whole history.
+    let mut rows = Vec::new();
+    let (skip, take) = if offset == 0 {
+        rows.push(created_entry(ticket));
+        (0, limit - 1)
+    } else {
+        (offset - 1, limit)
+    };
+    if take > 0 && skip < stored {
+        rows.extend(
+            ticket_history::table
+                .filter(ticket_history::ticket_id.eq(&ticket.id))
+                .order((ticket_history::at.asc(), ticket_history::id.asc()))
+                .offset(skip)
+                .limit(take)
+                .load::<HistoryRow>(conn)?,
+        );
+    }
+    Ok((rows, stored + 1))
 }
 
 pub fn insert_ledger(conn: &mut DbConn, row: &LedgerRow) -> QueryResult<()> {
@@ -768,13 +815,18 @@ pub fn insert_ledger(conn: &mut DbConn, row: &LedgerRow) -> QueryResult<()> {
         .map(drop)
 }
 
-/// A ticket's whole SLA ledger, oldest first (at most a few entries per status change).
-pub fn ledger(conn: &mut DbConn, ticket_id: &str) -> QueryResult<Vec<LedgerRow>> {
-    sla_ledger::table
-        .filter(sla_ledger::ticket_id.eq(ticket_id))
-        .order((sla_ledger::at.asc(), sla_ledger::id.asc()))
-        .limit(10_000)
-        .load(conn)
+/// A ticket's whole SLA ledger, oldest first (at most a few entries per status change): its
+/// [`start_entry`], then the stored entries.
+pub fn ledger(conn: &mut DbConn, ticket: &TicketRow) -> QueryResult<Vec<LedgerRow>> {
+    let mut entries = vec![start_entry(ticket)];
+    entries.extend(
+        sla_ledger::table
+            .filter(sla_ledger::ticket_id.eq(&ticket.id))
+            .order((sla_ledger::at.asc(), sla_ledger::id.asc()))
+            .limit(10_000)
+            .load::<LedgerRow>(conn)?,
+    );
+    Ok(entries)
 }
 
 /// Live tickets whose earliest open target is due by `now`, oldest due first, across

@@ -80,6 +80,12 @@ async fn pausing_moves_the_due_times_by_the_pause_and_the_ledger_tells_it() {
     assert_eq!(stopped["elapsedSeconds"], 40 * 60);
     assert!(stopped["resolution"]["metAt"].is_string());
     assert_eq!(kinds(&stopped), vec!["start", "pause", "resume", "stop"]);
+    // The start is the ticket's creation, at the severity triage gave it.
+    assert_eq!(stopped["ledger"][0]["at"], t["createdAt"]);
+    assert_eq!(
+        stopped["ledger"][0]["detail"],
+        format!("severity {}", t["severity"].as_str().unwrap())
+    );
 }
 
 #[tokio::test]

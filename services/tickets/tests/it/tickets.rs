@@ -461,6 +461,31 @@ async fn a_ticket_is_edited_under_if_match_with_history_and_deleted_for_good() {
     assert_eq!(fields, vec!["created", "title", "type", "tags"]);
     assert_eq!(history.body["data"][1]["from"], "Typo on the pricing page");
     assert_eq!(history.body["data"][1]["actor"], "admin-1");
+    // The created entry is read off the ticket, the rest stored: pages of any size walk
+    // the same history, and every page counts it.
+    let created = &history.body["data"][0];
+    assert_eq!(created["to"], t["key"]);
+    assert_eq!(created["actor"], "admin-1");
+    assert_eq!(created["at"], t["createdAt"]);
+    assert_eq!(history.body["pagination"]["total"], 4);
+    for limit in 1..=3 {
+        let mut walked = Vec::new();
+        for page in 1..=5 {
+            let p = app
+                .get(&format!(
+                    "/api/v1/tickets/{id}/history?limit={limit}&page={page}"
+                ))
+                .await;
+            assert_eq!(p.status, 200, "{}", p.text);
+            assert_eq!(p.body["pagination"]["total"], 4, "{}", p.text);
+            walked.extend(p.body["data"].as_array().unwrap().iter().cloned());
+        }
+        assert_eq!(
+            Value::Array(walked),
+            history.body["data"],
+            "pages of {limit}"
+        );
+    }
 
     let agent = app.token("agent", &["ticket.*"]);
     let deleted = app
