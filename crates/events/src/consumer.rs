@@ -33,6 +33,18 @@ impl From<fleetdesk_store::diesel::result::Error> for HandlerError {
 pub trait Handler: Send + Sync + 'static {
     /// Handles one event.
     fn handle(&self, conn: &mut DbConn, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// Handles several new events of a lot, in order, with one write for all where one
+    /// statement per event would do the same (an append-only log, say). `None`, the default:
+    /// they are handled one by one with [`Handler::handle`]. On an error nothing of the lot
+    /// is kept and its events are handled again one by one, so the one at fault is found.
+    fn handle_together(
+        &self,
+        _conn: &mut DbConn,
+        _events: &[&Envelope],
+    ) -> Option<Result<(), HandlerError>> {
+        None
+    }
 }
 
 impl<F> Handler for F
@@ -87,6 +99,8 @@ impl Consumer {
                 Outcome::Done
             }
             Lot::Failed(_, outcome) => outcome,
+            // One event is never handled together (see `lot`); were it, it is tried again.
+            Lot::Apart(_) => Outcome::Retry("handled together and failed".into()),
         }
     }
 
@@ -114,6 +128,12 @@ impl Consumer {
                     }
                     outcomes.push(outcome);
                     rest = &rest[at + 1..];
+                }
+                Lot::Apart(n) => {
+                    for message in &rest[..n] {
+                        outcomes.push(self.one(message).await);
+                    }
+                    rest = &rest[n..];
                 }
             }
         }
@@ -143,6 +163,20 @@ impl Consumer {
                 let ids: Vec<String> = lot.iter().map(|(e, _)| e.id.to_string()).collect();
                 let first_times =
                     processed::first_times(conn, &name, &ids, Utc::now().naive_utc())?;
+                let new: Vec<&Envelope> = lot
+                    .iter()
+                    .zip(&first_times)
+                    .filter(|(_, first)| **first)
+                    .map(|((envelope, _), _)| envelope)
+                    .collect();
+                if new.len() > 1
+                    && let Some(together) = handler.handle_together(conn, &new)
+                {
+                    return match together {
+                        Ok(()) => Ok(first_times),
+                        Err(e) => Err(LotError::apart(lot.len(), e)),
+                    };
+                }
                 for (at, ((envelope, span), first)) in lot.iter().zip(&first_times).enumerate() {
                     if *first {
                         let _entered = span.enter();
@@ -156,7 +190,8 @@ impl Consumer {
             .await;
         match result {
             Ok(first_times) => Lot::Committed(first_times),
-            Err(LotError { at, outcome }) => Lot::Failed(at.unwrap_or(0), outcome),
+            Err(LotError { apart: Some(n), .. }) => Lot::Apart(n),
+            Err(LotError { at, outcome, .. }) => Lot::Failed(at.unwrap_or(0), outcome),
         }
     }
 }
@@ -167,6 +202,9 @@ enum Lot {
     Committed(Vec<bool>),
     /// The event at this index failed (with this outcome), and nothing was kept.
     Failed(usize, Outcome),
+    /// Handling this many events together failed, and nothing was kept: each is handled
+    /// again on its own.
+    Apart(usize),
 }
 
 /// Why a lot failed: at which event, if in one (not in the commit), and its outcome (logged
@@ -174,6 +212,8 @@ enum Lot {
 struct LotError {
     at: Option<usize>,
     outcome: Outcome,
+    /// Set when the lot's first this many events failed together ([`Lot::Apart`]).
+    apart: Option<usize>,
 }
 
 impl LotError {
@@ -181,6 +221,16 @@ impl LotError {
         Self {
             at: Some(at),
             outcome: failed(error),
+            apart: None,
+        }
+    }
+
+    fn apart(n: usize, error: HandlerError) -> Self {
+        tracing::debug!(error = %error, events = n, "handling a lot together failed; one by one");
+        Self {
+            at: None,
+            outcome: Outcome::Retry(error.to_string()),
+            apart: Some(n),
         }
     }
 }
@@ -190,6 +240,7 @@ impl From<StoreError> for LotError {
         Self {
             at: None,
             outcome: failed(e.into()),
+            apart: None,
         }
     }
 }
@@ -199,6 +250,7 @@ impl From<fleetdesk_store::diesel::result::Error> for LotError {
         Self {
             at: None,
             outcome: failed(e.into()),
+            apart: None,
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The audit log: a consumer of every event (`#`) that writes one row per event, and the
 //! query behind `GET /api/v1/audit`.
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use fleetdesk_events::catalogue::describe;
-use fleetdesk_events::{Envelope, HandlerError};
+use fleetdesk_events::{Envelope, Handler, HandlerError};
 use fleetdesk_store::DbConn;
 
 use crate::store::audit::{self, AuditRow};
@@ -11,9 +11,34 @@ use crate::store::audit::{self, AuditRow};
 /// The name of identity's consumer in `processed_events`.
 pub const CONSUMER: &str = "identity.audit";
 
-/// Records one event. Types this build does not know (a newer service's) are recorded too,
-/// with the type as the summary: the log must not lose anything.
+/// The audit log's consumer: one row per event, a lot's rows in one statement.
+pub struct AuditLog;
+
+impl Handler for AuditLog {
+    fn handle(&self, conn: &mut DbConn, event: &Envelope) -> Result<(), HandlerError> {
+        record(conn, event)
+    }
+
+    fn handle_together(
+        &self,
+        conn: &mut DbConn,
+        events: &[&Envelope],
+    ) -> Option<Result<(), HandlerError>> {
+        let now = Utc::now().naive_utc();
+        let rows: Vec<AuditRow> = events.iter().map(|e| row(e, now)).collect();
+        Some(audit::insert_all(conn, &rows).map_err(HandlerError::from))
+    }
+}
+
+/// Records one event.
 pub fn record(conn: &mut DbConn, event: &Envelope) -> Result<(), HandlerError> {
+    audit::insert(conn, &row(event, Utc::now().naive_utc()))?;
+    Ok(())
+}
+
+/// An event's row. Types this build does not know (a newer service's) are recorded too, with
+/// the type as the summary: the log must not lose anything.
+fn row(event: &Envelope, recorded_at: NaiveDateTime) -> AuditRow {
     let (entity_type, entity_id, summary) = match describe(event) {
         Ok(s) => (s.entity_type.to_owned(), s.entity_id, s.summary),
         Err(e) => {
@@ -22,7 +47,7 @@ pub fn record(conn: &mut DbConn, event: &Envelope) -> Result<(), HandlerError> {
             (entity.to_owned(), String::new(), event.event_type.clone())
         }
     };
-    let row = AuditRow {
+    AuditRow {
         id: event.id.to_string(),
         tenant_id: event.tenant_id.clone(),
         actor: event.actor.clone(),
@@ -33,8 +58,6 @@ pub fn record(conn: &mut DbConn, event: &Envelope) -> Result<(), HandlerError> {
         source: event.source.clone(),
         trace_id: event.trace_id().map(str::to_owned),
         occurred_at: event.occurred_at.naive_utc(),
-        recorded_at: Utc::now().naive_utc(),
-    };
-    audit::insert(conn, &row)?;
-    Ok(())
+        recorded_at,
+    }
 }

@@ -200,7 +200,7 @@ pub struct Background {
 
 /// Starts publishing the outbox and consuming events for the audit log.
 pub async fn start_events(state: &AppState) -> anyhow::Result<(RelayHandle, SubscriptionHandle)> {
-    let consumer = Consumer::new(audit::CONSUMER, state.db.clone(), audit::record);
+    let consumer = Consumer::new(audit::CONSUMER, state.db.clone(), audit::AuditLog);
     let subscription = fleetdesk_events::topology::identity(&state.config.bus.queue_prefix);
     let handle = state
         .bus

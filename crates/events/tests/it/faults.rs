@@ -341,6 +341,110 @@ async fn an_event_twice_in_one_lot_has_one_effect() {
     rig.cleanup().await;
 }
 
+/// A handler that writes a lot's events together does so in one call; when that fails,
+/// nothing of it is kept and each event is handled again on its own, so only the one at
+/// fault fails, and every other has one effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_handled_together_fall_back_to_one_by_one_when_the_lot_fails() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use fleetdesk_events::{Consumer, Deliver, Envelope, Handler, HandlerError, Incoming, Outcome};
+    use fleetdesk_store::DbConn;
+    use fleetdesk_store::diesel::connection::SimpleConnection;
+
+    struct Together {
+        poison: String,
+        together: Arc<AtomicUsize>,
+        alone: Arc<AtomicUsize>,
+    }
+    impl Together {
+        fn write(&self, conn: &mut DbConn, env: &Envelope) -> Result<(), HandlerError> {
+            if env.id.to_string() == self.poison {
+                return Err(HandlerError::Permanent("poisoned".into()));
+            }
+            conn.batch_execute(&format!(
+                "INSERT INTO effects (event_id, thing, n) VALUES ('{}', 'x', 0)",
+                env.id
+            ))?;
+            Ok(())
+        }
+    }
+    impl Handler for Together {
+        fn handle(&self, conn: &mut DbConn, env: &Envelope) -> Result<(), HandlerError> {
+            self.alone.fetch_add(1, Ordering::SeqCst);
+            self.write(conn, env)
+        }
+        fn handle_together(
+            &self,
+            conn: &mut DbConn,
+            events: &[&Envelope],
+        ) -> Option<Result<(), HandlerError>> {
+            self.together.fetch_add(1, Ordering::SeqCst);
+            Some(events.iter().try_for_each(|e| self.write(conn, e)))
+        }
+    }
+
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    let (together, alone) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let incoming = |env: &Envelope| Incoming {
+        id: Some(env.id.to_string()),
+        routing_key: "test.pinged".into(),
+        payload: serde_json::to_vec(env).unwrap(),
+        attempt: 1,
+    };
+    let mut events = Vec::new();
+    for n in 0..5 {
+        events.push(rig.write(&format!("t{n}"), n, false).await);
+    }
+    let consumer = Consumer::new(
+        "together",
+        rig.db.clone(),
+        Together {
+            poison: events[2].id.to_string(),
+            together: together.clone(),
+            alone: alone.clone(),
+        },
+    );
+    // A good lot: one call for all, none alone.
+    let good: Vec<Incoming> = [&events[0], &events[1]].map(incoming).to_vec();
+    assert_eq!(consumer.deliver_all(&good).await, vec![Outcome::Done; 2]);
+    assert_eq!(
+        (
+            together.load(Ordering::SeqCst),
+            alone.load(Ordering::SeqCst)
+        ),
+        (1, 0)
+    );
+    assert_eq!(rig.effects().await, 2);
+    // A lot with a poisoned event: tried together, then each of the three alone.
+    let lot: Vec<Incoming> = events[2..].iter().map(incoming).collect();
+    let outcomes = consumer.deliver_all(&lot).await;
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Reject("poisoned".into()),
+            Outcome::Done,
+            Outcome::Done
+        ]
+    );
+    assert_eq!(
+        (
+            together.load(Ordering::SeqCst),
+            alone.load(Ordering::SeqCst)
+        ),
+        (2, 3)
+    );
+    assert_eq!(rig.effects().await, 4);
+    assert!(
+        rig.doubled().await.is_empty(),
+        "an event had a second effect"
+    );
+    // Delivered again (a redelivery), nothing new happens.
+    assert_eq!(consumer.deliver_all(&good).await, vec![Outcome::Done; 2]);
+    assert_eq!(rig.effects().await, 4);
+    rig.cleanup().await;
+}
+
 /// PostgreSQL ends every pooled connection (a restart): the request that meets the first
 /// dead one fails as unavailable, and the pool drops the other dead ones with it, so the next
 /// requests work on new connections instead of each failing on a dead one of its own.

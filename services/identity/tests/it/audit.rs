@@ -125,6 +125,61 @@ async fn changes_are_audited_newest_first_and_filterable() {
     assert_eq!(by_actor["pagination"]["total"], 1);
 }
 
+/// A lot of events is written in one statement (each column as an array on PostgreSQL):
+/// every row and every field arrives, absent ones as absent.
+#[tokio::test]
+async fn a_lot_of_audit_rows_is_written_together() {
+    use fleetdesk_identity::store::audit::{AuditRow, insert_all};
+
+    let app = spawn().await;
+    let at = |m: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
+            .unwrap()
+            .and_hms_opt(3, m, 0)
+            .unwrap()
+    };
+    let rows: Vec<AuditRow> = (0..3u32)
+        .map(|n| AuditRow {
+            id: format!("00000000-0000-7000-8000-00000000000{n}"),
+            tenant_id: Some(app.admin.tenant_id.clone()),
+            actor: format!("actor-{n}"),
+            action: "test.together".into(),
+            entity_type: "test".into(),
+            entity_id: format!("thing-{n}"),
+            summary: format!("row {n}, with 'quotes' and {{braces}}, \"double\" too"),
+            source: "tests".into(),
+            trace_id: (n != 1).then(|| format!("{n:032x}")),
+            occurred_at: at(n),
+            recorded_at: at(10 + n),
+        })
+        .collect();
+    let written = rows.clone();
+    app.app_state
+        .db
+        .run(move |c| insert_all(c, &written).map_err(fleetdesk_store::StoreError::from))
+        .await
+        .unwrap();
+    let body = audit_until(&app, &app.admin.token, "?action=test.together", 3).await;
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    // Newest first.
+    for (shown, row) in data.iter().zip(rows.iter().rev()) {
+        assert_eq!(shown["id"], row.id.as_str());
+        assert_eq!(shown["actorId"], row.actor.as_str());
+        assert_eq!(shown["entityId"], row.entity_id.as_str());
+        assert_eq!(shown["summary"], row.summary.as_str());
+        assert_eq!(shown["source"], "tests");
+        assert_eq!(
+            shown["traceId"],
+            row.trace_id.as_deref().map_or(Value::Null, Value::from)
+        );
+        assert_eq!(
+            shown["occurredAt"],
+            format!("{}Z", row.occurred_at.format("%Y-%m-%dT%H:%M:%S"))
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_audit_log_is_per_tenant_read_only_and_needs_audit_read() {
     let app = spawn().await;
