@@ -89,7 +89,7 @@ pgbench_row() { # connections
 }
 
 echo
-echo "Create: POST /api/v1/tickets (one commit: ticket, SLA clock, tag, history, ledger, outbox, number), $DURATION per run"
+echo "Create: POST /api/v1/tickets (one commit: ticket, SLA clock, tag, outbox, number), $DURATION per run"
 printf '| %-44s | %5s | %9s | %9s | %9s | %7s |\n' "what" "conns" "per s" "p50" "p99" "non-2xx"
 printf '|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------------" "-------" "----------:" "----------:" "----------:" "--------:"
 for c in 8 32; do

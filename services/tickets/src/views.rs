@@ -370,6 +370,7 @@ impl From<CommentRow> for CommentView {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryView {
+    /// The entry's id; the first entry (`created`, read off the ticket) has the ticket's.
     pub id: String,
     /// User id, `service:<name>` or `system`.
     pub actor: String,
