@@ -217,8 +217,8 @@ pub fn created_entry(ticket: &TicketRow) -> HistoryRow {
 }
 
 /// The first entry of a ticket's SLA ledger: its clock started when the ticket was created,
-/// at the severity triage gave it (in the triage result; no detail for a ticket without one).
-/// Its id is the ticket's.
+/// at the severity triage gave it (read as the create read it, the default for one it could
+/// not; no detail for a ticket without a triage result). Its id is the ticket's.
 pub fn start_entry(ticket: &TicketRow) -> LedgerRow {
     #[derive(serde::Deserialize)]
     struct Triaged {
@@ -226,7 +226,7 @@ pub fn start_entry(ticket: &TicketRow) -> LedgerRow {
     }
     let severity = serde_json::from_str::<Triaged>(&ticket.triage)
         .ok()
-        .and_then(|t| Severity::parse(&t.severity).ok());
+        .map(|t| Severity::parse(&t.severity).unwrap_or(Severity::DEFAULT));
     LedgerRow {
         id: ticket.id.clone(),
         tenant_id: ticket.tenant_id.clone(),
