@@ -190,8 +190,7 @@ impl Consumer {
             .await;
         match result {
             Ok(first_times) => Lot::Committed(first_times),
-            Err(LotError { apart: Some(n), .. }) => Lot::Apart(n),
-            Err(LotError { at, outcome, .. }) => Lot::Failed(at.unwrap_or(0), outcome),
+            Err(LotError(lot)) => lot,
         }
     }
 }
@@ -207,51 +206,31 @@ enum Lot {
     Apart(usize),
 }
 
-/// Why a lot failed: at which event, if in one (not in the commit), and its outcome (logged
-/// in that event's span).
-struct LotError {
-    at: Option<usize>,
-    outcome: Outcome,
-    /// Set when the lot's first this many events failed together ([`Lot::Apart`]).
-    apart: Option<usize>,
-}
+/// A lot's failure, as the transaction's error: [`Lot::Failed`] (at the event whose handler
+/// failed, or at the first when the commit did, with its outcome logged in that event's span)
+/// or [`Lot::Apart`].
+struct LotError(Lot);
 
 impl LotError {
     fn at(at: usize, error: HandlerError) -> Self {
-        Self {
-            at: Some(at),
-            outcome: failed(error),
-            apart: None,
-        }
+        Self(Lot::Failed(at, failed(error)))
     }
 
     fn apart(n: usize, error: HandlerError) -> Self {
         tracing::debug!(error = %error, events = n, "handling a lot together failed; one by one");
-        Self {
-            at: None,
-            outcome: Outcome::Retry(error.to_string()),
-            apart: Some(n),
-        }
+        Self(Lot::Apart(n))
     }
 }
 
 impl From<StoreError> for LotError {
     fn from(e: StoreError) -> Self {
-        Self {
-            at: None,
-            outcome: failed(e.into()),
-            apart: None,
-        }
+        Self(Lot::Failed(0, failed(e.into())))
     }
 }
 
 impl From<fleetdesk_store::diesel::result::Error> for LotError {
     fn from(e: fleetdesk_store::diesel::result::Error) -> Self {
-        Self {
-            at: None,
-            outcome: failed(e.into()),
-            apart: None,
-        }
+        Self(Lot::Failed(0, failed(e.into())))
     }
 }
 
