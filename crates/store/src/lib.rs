@@ -9,6 +9,7 @@ pub mod clock;
 mod conn;
 pub mod count;
 mod error;
+pub mod gather;
 mod migrate;
 pub mod outbox;
 pub mod planned;
@@ -18,16 +19,19 @@ pub mod prepared;
 pub mod processed;
 pub mod text;
 mod together;
+mod unnest;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use conn::{Backend, DbConn, MultiBackend, one_statement, snapshot, transaction};
 pub use count::CountRows;
 pub use error::StoreError;
+pub use gather::Gather;
 pub use migrate::{Migrations, ensure_database};
 pub use planned::Planned;
 pub use pool::{Db, PoolOptions};
 pub use prepared::Prepared;
 pub use together::{Fixed, Together};
+pub use unnest::Unnest;
 
 /// Runs `$body` with `$c` bound to the concrete connection under a [`DbConn`], for a query
 /// written for any backend (not boxed for [`MultiBackend`]) on a hot path.

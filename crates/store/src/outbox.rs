@@ -84,6 +84,27 @@ pub fn insertion<'a>(message: &NewMessage<'a>) -> impl QueryFragment<Pg> + Query
     diesel::insert_into(outbox::table).values(values(message))
 }
 
+/// The inserts of several outbox rows as one statement of one shape however many
+/// ([`crate::Unnest`]), for a caller that sends them with the changes they announce, as
+/// [`insertion`] does one.
+pub fn insertions<'a>(messages: &'a [NewMessage<'a>]) -> crate::Unnest<'a> {
+    PENDING.with(|p| p.set(true));
+    crate::Unnest::into("outbox")
+        .text("id", messages, |m| m.id)
+        .text("aggregate", messages, |m| m.aggregate)
+        .text("routing_key", messages, |m| m.routing_key)
+        .text("payload", messages, |m| m.payload)
+        .int("sensitive", messages, |m| i32::from(m.sensitive))
+        .ts("created_at", messages, |m| m.created_at)
+}
+
+/// Records that outbox rows were written on this thread's behalf by another (a gathered
+/// statement, [`crate::Gather`]), so that this process's relay is woken when this thread's
+/// write is done.
+pub fn written_elsewhere() {
+    PENDING.with(|p| p.set(true));
+}
+
 #[allow(clippy::type_complexity)]
 fn values<'a>(
     message: &NewMessage<'a>,

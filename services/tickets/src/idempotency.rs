@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use chrono::{Duration, NaiveDateTime};
-use fleetdesk_store::{DbConn, StoreError};
+use fleetdesk_store::{Backend, DbConn, StoreError};
 use fleetdesk_web::error::ErrorKind;
 use fleetdesk_web::{ApiError, Caller};
 use serde::Serialize;
@@ -108,6 +108,16 @@ pub enum Writes {
     OneStatement,
 }
 
+/// How a create's write commits, which `once` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commits {
+    /// By itself, outside a transaction (PostgreSQL, [`Writes::OneStatement`] and no key): it
+    /// may go with other creates' ([`fleetdesk_store::Gather`]).
+    ByItself,
+    /// With the transaction `create` runs in.
+    WithTransaction,
+}
+
 /// Runs `create` (in a transaction unless [`Writes::OneStatement`] and no key), once per key:
 /// the first response is remembered with it, in the same transaction, and a retry gets that
 /// response (with `Idempotent-Replayed: true`).
@@ -121,16 +131,25 @@ pub async fn once<F>(
     create: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
+    F: Fn(&mut DbConn, Commits) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
 {
     let Some(key) = key.0 else {
         let created = if writes == Writes::OneStatement {
             state
                 .db
-                .run(move |conn| fleetdesk_store::one_statement(conn, create))
+                .run(move |conn| {
+                    let commits = match conn.backend() {
+                        Backend::Postgres => Commits::ByItself,
+                        Backend::Sqlite => Commits::WithTransaction,
+                    };
+                    fleetdesk_store::one_statement(conn, |conn| create(conn, commits))
+                })
                 .await?
         } else {
-            state.db.transaction(move |conn| create(conn)).await?
+            state
+                .db
+                .transaction(move |conn| create(conn, Commits::WithTransaction))
+                .await?
         };
         return Ok(created.respond(false));
     };
@@ -154,7 +173,7 @@ where
                 if let Some(row) = idempotency::find(conn, &tenant, &who, &key, since)? {
                     return replay(&row, &hash).map(|c| (c, true));
                 }
-                let created = create(conn)?;
+                let created = create(conn, Commits::WithTransaction)?;
                 idempotency::insert(
                     conn,
                     &IdempotencyRow {

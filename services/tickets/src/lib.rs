@@ -61,6 +61,8 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// Outbound HTTP (the triage model).
     pub http: reqwest::Client,
+    /// Creates that commit by themselves, gathered into one statement while one runs.
+    pub creates: Arc<store::tickets::Creates>,
 }
 
 pub use fleetdesk_web::service::Dependencies;
@@ -119,6 +121,7 @@ pub async fn prepare(config: TicketsConfig, deps: Dependencies) -> anyhow::Resul
         clock: deps.clock,
         bus,
         http,
+        creates: Arc::new(fleetdesk_store::Gather::new("ticket_create")),
     })
 }
 

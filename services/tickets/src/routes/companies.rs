@@ -222,7 +222,7 @@ async fn create_company(
         "POST /companies",
         &body,
         Writes::Many,
-        move |conn| {
+        move |conn, _| {
             if companies::identifier_taken(conn, &tenant, &identifier, None)? {
                 return Err(ApiError::conflict(
                     "company_identifier_taken",

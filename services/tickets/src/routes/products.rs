@@ -188,7 +188,7 @@ async fn create_product(
         "POST /products",
         &body,
         Writes::Many,
-        move |conn| {
+        move |conn, _| {
             if products::key_taken(conn, &tenant, &product_key)? {
                 return Err(ApiError::conflict(
                     "product_key_taken",

@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::domain::fields::{self, Channel, Severity, TicketType};
 use crate::domain::sla::{self, Policy, Progress, SlaClock};
 use crate::domain::status::Status;
-use crate::idempotency::{self, Created, IdempotencyKey, Writes};
+use crate::idempotency::{self, Commits, Created, IdempotencyKey, Writes};
 use crate::store::companies as company_store;
 use crate::store::list_to_json;
 use crate::store::products::ProductRow;
@@ -200,6 +200,7 @@ async fn create_ticket(
     let product_id = body.product_id.clone();
     // One write on PostgreSQL (tickets::insert), last: no transaction needed without a key.
     let writes = Writes::OneStatement;
+    let creates = state.creates.clone();
     idempotency::once(
         &state,
         &caller,
@@ -207,7 +208,7 @@ async fn create_ticket(
         "POST /tickets",
         &body,
         writes,
-        move |conn| {
+        move |conn, commits| {
             // Read again here, next to the write: the product may have been archived meanwhile
             // (a model's answer can take seconds).
             let domain = checked
@@ -321,7 +322,14 @@ async fn create_ticket(
                 StatusCode::CREATED,
                 &TicketView::detail(row.clone(), &sla_row, now),
             )?;
-            tickets::insert(conn, &row, &sla_row, &checked.tags, &created.message())?;
+            let new = tickets::NewTicket {
+                row,
+                sla: sla_row,
+                tags: checked.tags.clone(),
+                event: created,
+            };
+            let gathered = (commits == Commits::ByItself).then_some(&*creates);
+            tickets::insert(conn, new, gathered)?;
             Ok(created_answer)
         },
     )

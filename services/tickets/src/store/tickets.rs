@@ -3,8 +3,9 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
+use fleetdesk_events::Outgoing;
 use fleetdesk_store::outbox::{self, NewMessage};
-use fleetdesk_store::{Backend, CountRows, Fixed, MultiBackend, Planned, Together};
+use fleetdesk_store::{Backend, CountRows, Fixed, Gather, MultiBackend, Planned, Together, Unnest};
 
 use super::DbConn;
 use super::products::ProductRow;
@@ -157,46 +158,133 @@ pub struct LedgerRow {
     pub at: NaiveDateTime,
 }
 
-/// A new ticket with its SLA clock, its tags and the event announcing it. On PostgreSQL they
-/// go as one statement: with [`for_create`], a create is two round trips (read, write; begin
-/// and commit as well when an `Idempotency-Key` needs a transaction) where it was eight, each a
-/// trip through the network stack and PostgreSQL's executor set-up. The ticket's first history
-/// entry and its clock's first start are not rows: [`history`] and [`ledger`] read them off the
-/// ticket ([`created_entry`], [`start_entry`]).
-pub fn insert(
-    conn: &mut DbConn,
-    row: &TicketRow,
-    sla: &SlaRow,
-    tags: &[String],
-    event: &NewMessage<'_>,
-) -> QueryResult<()> {
-    match conn {
-        DbConn::Pg(c) => {
-            // One text for every ticket (the tags go as one array), so the statement is found
-            // by type rather than by building its text on every create.
-            let writes = Together::new()
-                .and(diesel::insert_into(tickets::table).values(row))
-                .and(diesel::insert_into(ticket_sla::table).values(sla))
-                .and(TagsOf {
-                    tenant_id: &row.tenant_id,
-                    ticket_id: &row.id,
-                    tags,
-                })
-                .and(outbox::insertion(event));
-            Fixed::<CreateWrite>::new(writes, "seq").get_result::<i64>(c)?;
+/// A ticket being created: its row, its SLA clock, its tags and the event announcing it.
+pub struct NewTicket {
+    pub row: TicketRow,
+    pub sla: SlaRow,
+    pub tags: Vec<String>,
+    pub event: Outgoing,
+}
+
+/// Creates that commit by themselves, gathered into one statement while one runs
+/// ([`Gather`]).
+pub type Creates = Gather<NewTicket>;
+
+/// Writes a new ticket with its SLA clock, its tags and its event. On PostgreSQL they go as
+/// one statement: with [`for_create`], a create is two round trips (read, write; begin and
+/// commit as well when an `Idempotency-Key` needs a transaction) where it was eight, each a
+/// trip through the network stack and PostgreSQL's executor set-up. Given `gathered` (the
+/// write commits by itself, outside a transaction), creates arriving while another's statement
+/// runs go together in the next one: a commit, and the executor's set-up over the tickets
+/// table's fifteen indexes, for all of them. The ticket's first history entry and its clock's
+/// first start are not rows: [`history`] and [`ledger`] read them off the ticket
+/// ([`created_entry`], [`start_entry`]).
+pub fn insert(conn: &mut DbConn, new: NewTicket, gathered: Option<&Creates>) -> QueryResult<()> {
+    match (conn, gathered) {
+        (DbConn::Pg(c), Some(creates)) => {
+            creates.write(c, new, write_all)?;
+            // The relay is woken for rows the statement wrote, whichever thread sent it.
+            outbox::written_elsewhere();
             Ok(())
         }
-        DbConn::Sqlite(_) => {
+        (DbConn::Pg(c), None) => write_all(c, std::slice::from_ref(&new)),
+        (conn @ DbConn::Sqlite(_), _) => {
             diesel::insert_into(tickets::table)
-                .values(row)
+                .values(&new.row)
                 .execute(conn)?;
             diesel::insert_into(ticket_sla::table)
-                .values(sla)
+                .values(&new.sla)
                 .execute(conn)?;
-            insert_tags(conn, &row.tenant_id, &row.id, tags)?;
-            outbox::insert(conn, event)
+            insert_tags(conn, &new.row.tenant_id, &new.row.id, &new.tags)?;
+            outbox::insert(conn, &new.event.message())
         }
     }
+}
+
+/// The shape of a create's write ([`Fixed`]).
+struct CreateWrite;
+
+/// New tickets, their clocks, tags and events as one statement of one shape however many
+/// (each table's rows as arrays, [`Unnest`]).
+fn write_all(c: &mut diesel::PgConnection, new: &[NewTicket]) -> QueryResult<()> {
+    let tags: Vec<(&str, &str, &str)> = new
+        .iter()
+        .flat_map(|t| {
+            t.tags
+                .iter()
+                .map(|tag| (t.row.tenant_id.as_str(), tag.as_str(), t.row.id.as_str()))
+        })
+        .collect();
+    let messages: Vec<NewMessage<'_>> = new.iter().map(|t| t.event.message()).collect();
+    let tickets = Unnest::into("tickets")
+        .text("id", new, |t| &t.row.id)
+        .text("tenant_id", new, |t| &t.row.tenant_id)
+        .text("key", new, |t| &t.row.key)
+        .text("product_id", new, |t| &t.row.product_id)
+        .text("title", new, |t| &t.row.title)
+        .text("description", new, |t| &t.row.description)
+        .text("requester_name", new, |t| &t.row.requester_name)
+        .text("requester_email", new, |t| &t.row.requester_email)
+        .text("channel", new, |t| &t.row.channel)
+        .text("ticket_type", new, |t| &t.row.ticket_type)
+        .text("tags", new, |t| &t.row.tags)
+        .text("status", new, |t| &t.row.status)
+        .text("triage", new, |t| &t.row.triage)
+        .text("created_by", new, |t| &t.row.created_by)
+        .opt_text("company_id", new, |t| t.row.company_id.as_deref())
+        .opt_text("assignee_id", new, |t| t.row.assignee_id.as_deref())
+        .opt_text("escalated_to", new, |t| t.row.escalated_to.as_deref())
+        .opt_text("deleted_by", new, |t| t.row.deleted_by.as_deref())
+        .big("number", new, |t| t.row.number)
+        .big("version", new, |t| t.row.version)
+        .int("severity_rank", new, |t| t.row.severity_rank)
+        .int("severity_overridden", new, |t| t.row.severity_overridden)
+        .int("escalation_level", new, |t| t.row.escalation_level)
+        .int("comments_count", new, |t| t.row.comments_count)
+        .ts("created_at", new, |t| t.row.created_at)
+        .ts("updated_at", new, |t| t.row.updated_at)
+        .opt_ts("first_response_at", new, |t| t.row.first_response_at)
+        .opt_ts("resolved_at", new, |t| t.row.resolved_at)
+        .opt_ts("closed_at", new, |t| t.row.closed_at)
+        .opt_ts("sla_due_at", new, |t| t.row.sla_due_at)
+        .opt_ts("deleted_at", new, |t| t.row.deleted_at);
+    let clocks = Unnest::into("ticket_sla")
+        .text("ticket_id", new, |t| &t.sla.ticket_id)
+        .text("tenant_id", new, |t| &t.sla.tenant_id)
+        .big("elapsed_seconds", new, |t| t.sla.elapsed_seconds)
+        .big("paused_seconds", new, |t| t.sla.paused_seconds)
+        .opt_big("first_response_seconds", new, |t| {
+            t.sla.first_response_seconds
+        })
+        .opt_big("resolution_seconds", new, |t| t.sla.resolution_seconds)
+        .opt_ts("running_since", new, |t| t.sla.running_since)
+        .opt_ts("paused_since", new, |t| t.sla.paused_since)
+        .opt_ts("first_response_due_at", new, |t| {
+            t.sla.first_response_due_at
+        })
+        .opt_ts("resolution_due_at", new, |t| t.sla.resolution_due_at)
+        .opt_ts("first_response_breached_at", new, |t| {
+            t.sla.first_response_breached_at
+        })
+        .opt_ts("resolution_breached_at", new, |t| {
+            t.sla.resolution_breached_at
+        });
+    let tag_rows = Unnest::into("ticket_tags")
+        .text("tenant_id", &tags, |t| t.0)
+        .text("tag", &tags, |t| t.1)
+        .text("ticket_id", &tags, |t| t.2);
+    let writes = Together::new()
+        .and(tickets)
+        .and(clocks)
+        .and(tag_rows)
+        .and(outbox::insertions(&messages));
+    let written = Fixed::<CreateWrite>::new(writes, "seq").load::<i64>(c)?;
+    if written.len() != new.len() {
+        return Err(diesel::result::Error::QueryBuilderError(
+            format!("{} tickets written of {}", written.len(), new.len()).into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A ticket's first history entry, `created` (to its key, by its creator, when it was
@@ -235,33 +323,6 @@ pub fn start_entry(ticket: &TicketRow) -> LedgerRow {
         target: None,
         detail: severity.map(|s| format!("severity {s}")),
         at: ticket.created_at,
-    }
-}
-
-/// The shape of a create's write ([`Fixed`]).
-struct CreateWrite;
-
-/// `INSERT INTO ticket_tags … SELECT … FROM unnest(<tags>)`: a ticket's tags in one write of
-/// one shape however many there are (PostgreSQL).
-struct TagsOf<'a> {
-    tenant_id: &'a str,
-    ticket_id: &'a str,
-    tags: &'a [String],
-}
-
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for TagsOf<'_> {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        out.push_sql("INSERT INTO ticket_tags (tenant_id, tag, ticket_id) SELECT ");
-        out.push_bind_param::<Text, _>(self.tenant_id)?;
-        out.push_sql(", tag, ");
-        out.push_bind_param::<Text, _>(self.ticket_id)?;
-        out.push_sql(" FROM unnest(");
-        out.push_bind_param::<diesel::sql_types::Array<Text>, _>(self.tags)?;
-        out.push_sql(") AS tag");
-        Ok(())
     }
 }
 

@@ -171,8 +171,8 @@ async fn a_missed_target_is_breached_announced_and_escalated_to_the_lead() {
         time(&s["resolution"]["dueAt"]),
         "the next target is due next"
     );
-    assert_eq!(outbox(&app, "ticket.sla_breached").await, 1);
-    assert_eq!(outbox(&app, "ticket.escalated").await, 1);
+    assert_eq!(app.outbox("ticket.sla_breached").await, 1);
+    assert_eq!(app.outbox("ticket.escalated").await, 1);
 
     // A late reply does not undo the breach; resolving late breaches the resolution too.
     app.comment(
@@ -211,21 +211,4 @@ async fn the_background_scheduler_marks_a_breach_within_seconds_of_the_due_time(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the scheduler did not mark the breach within 10 s");
-}
-
-async fn outbox(app: &TestApp, event_type: &str) -> i64 {
-    use diesel::prelude::*;
-    use fleetdesk_store::platform::outbox;
-    let t = event_type.to_owned();
-    app.state
-        .db
-        .run(move |c| {
-            outbox::table
-                .filter(outbox::routing_key.eq(t))
-                .count()
-                .get_result::<i64>(c)
-                .map_err(fleetdesk_store::StoreError::from)
-        })
-        .await
-        .unwrap()
 }

@@ -565,10 +565,95 @@ async fn a_creates_write_is_one_prepared_statement_on_postgres() {
         .unwrap();
     let writes = kept
         .iter()
-        .filter(|k| {
-            k.statement
-                .starts_with("WITH w0 AS (INSERT INTO \"tickets\"")
-        })
+        .filter(|k| k.statement.starts_with("WITH w0 AS (INSERT INTO tickets ("))
         .count();
     assert_eq!(writes, 1, "one prepared write for three shapes of ticket");
+}
+
+/// Creates that commit by themselves and arrive while another's statement runs go together in
+/// the next one (PostgreSQL); each gets its own number, key, clock, tags and event.
+#[tokio::test]
+async fn concurrent_creates_go_together_and_each_lands_whole() {
+    let app = spawn_with(&[("FLEETDESK_DB_POOL_SIZE", "8")]).await;
+    let pid = product(&app).await;
+    let postgres = app.state.db.backend() == fleetdesk_store::Backend::Postgres;
+    let mut raised = Vec::new();
+    // Rounds of concurrent creates until one statement carried several (the first round, as a
+    // rule; on SQLite creates never go together).
+    for round in 0..5 {
+        let creates = (0..24).map(|i| {
+            let n = round * 24 + i;
+            app.http
+                .post("/api/v1/tickets")
+                .bearer(&app.admin)
+                .json(&json!({
+                    "productId": pid, "title": format!("Export {n} crashes"),
+                    "description": "On large files",
+                    "requester": {"name": "Rita", "email": "rita@customer.test"},
+                    "channel": "api", "tags": ["batch", format!("n{n}")]
+                }))
+                .send()
+        });
+        for a in futures_util::future::join_all(creates).await {
+            assert_eq!(a.status, 201, "{}", a.text);
+            raised.push(a.body);
+        }
+        let (statements, writes) = app.state.creates.counts();
+        if !postgres || writes > statements {
+            break;
+        }
+    }
+    let (statements, writes) = app.state.creates.counts();
+    if postgres {
+        assert!(
+            writes > statements,
+            "{writes} writes in {statements} statements"
+        );
+        assert_eq!(writes, raised.len() as u64);
+    } else {
+        assert_eq!((statements, writes), (0, 0));
+    }
+
+    let mut numbers: Vec<i64> = raised
+        .iter()
+        .map(|t| t["number"].as_i64().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(
+        numbers.len(),
+        raised.len(),
+        "every create has its own number"
+    );
+    let total = |a: &fleetdesk_testkit::Answer| a.body["pagination"]["total"].as_i64().unwrap();
+    assert_eq!(
+        total(&app.get("/api/v1/tickets?tag=batch").await),
+        raised.len() as i64
+    );
+    assert_eq!(app.outbox("ticket.created").await, raised.len() as i64);
+    for t in &raised {
+        let title = t["title"].as_str().unwrap();
+        let n = title.split(' ').nth(1).unwrap();
+        let read = app
+            .get(&format!("/api/v1/tickets/{}", t["key"].as_str().unwrap()))
+            .await;
+        assert_eq!(read.status, 200, "{}", read.text);
+        assert_eq!(read.body["id"], t["id"]);
+        assert_eq!(read.body["title"], title);
+        assert_eq!(read.body["tags"], json!(["batch", format!("n{n}")]));
+        assert_eq!(
+            total(&app.get(&format!("/api/v1/tickets?tag=n{n}")).await),
+            1
+        );
+        let sla = app
+            .get(&format!(
+                "/api/v1/tickets/{}/sla",
+                t["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(sla.status, 200, "{}", sla.text);
+        assert_eq!(sla.body["clock"], "running");
+        assert_eq!(sla.body["resolution"]["dueAt"], t["sla"]["resolutionDueAt"]);
+        assert_eq!(sla.body["ledger"][0]["kind"], "start");
+    }
 }
