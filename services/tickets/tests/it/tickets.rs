@@ -422,6 +422,14 @@ async fn a_search_gives_the_same_pages_whether_found_among_the_newest_tickets_or
             }
         }
     }
+    // The farthest page a request can name: an empty page, on every path.
+    for app in &apps {
+        let far = app
+            .get("/api/v1/tickets?q=common&limit=100&page=4294967295")
+            .await;
+        assert_eq!(far.status, 200, "{}", far.text);
+        assert_eq!(far.body["data"], json!([]), "{}", far.text);
+    }
 }
 
 #[tokio::test]
