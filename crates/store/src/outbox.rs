@@ -315,3 +315,11 @@ pub fn attempts(conn: &mut DbConn, id: &str) -> QueryResult<(i32, String)> {
         .select((outbox::attempts, outbox::payload))
         .first(conn)
 }
+
+/// How many rows (sent or not) carry events of `routing_key`: for tests and inspection.
+pub fn count_of(conn: &mut DbConn, routing_key: &str) -> QueryResult<i64> {
+    outbox::table
+        .filter(outbox::routing_key.eq(routing_key))
+        .count()
+        .get_result(conn)
+}

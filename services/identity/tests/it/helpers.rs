@@ -169,17 +169,11 @@ impl TestApp {
 
     /// Outbox rows of one event type (sent or not).
     pub async fn outbox_count(&self, event_type: &str) -> i64 {
-        use diesel::prelude::*;
-        use fleetdesk_store::platform::outbox;
         let t = event_type.to_owned();
         self.app_state
             .db
             .run(move |c| {
-                outbox::table
-                    .filter(outbox::routing_key.eq(t))
-                    .count()
-                    .get_result::<i64>(c)
-                    .map_err(fleetdesk_store::StoreError::from)
+                fleetdesk_store::outbox::count_of(c, &t).map_err(fleetdesk_store::StoreError::from)
             })
             .await
             .unwrap()

@@ -331,17 +331,11 @@ impl TestApp {
 
     /// How many events of `event_type` the outbox holds.
     pub async fn outbox(&self, event_type: &str) -> i64 {
-        use fleetdesk_store::diesel::prelude::*;
-        use fleetdesk_store::platform::outbox;
         let t = event_type.to_owned();
         self.state
             .db
             .run(move |c| {
-                outbox::table
-                    .filter(outbox::routing_key.eq(t))
-                    .count()
-                    .get_result::<i64>(c)
-                    .map_err(fleetdesk_store::StoreError::from)
+                fleetdesk_store::outbox::count_of(c, &t).map_err(fleetdesk_store::StoreError::from)
             })
             .await
             .unwrap()
