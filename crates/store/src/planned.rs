@@ -4,8 +4,9 @@
 //! often enough gets one generic plan for all values: planning each insert anew cost an
 //! eighth of the CPU of a ticket create. A generic plan cannot know that one tenant has a
 //! million tickets and another ten, or that the newest tickets are mostly `new`, so the
-//! queries whose best plan depends on their values (list pages, statistics) are sent
-//! unprepared, which PostgreSQL always plans with the values at hand.
+//! queries whose best plan depends on their values (filtered list pages, statistics) are
+//! sent unprepared, which PostgreSQL always plans with the values at hand. (A tenant's
+//! whole list, unfiltered, has one best plan whatever the tenant: tickets keeps it prepared.)
 
 use diesel::QueryResult;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};

@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use fleetdesk_events::Outgoing;
 use fleetdesk_store::outbox::{self, NewMessage};
-use fleetdesk_store::{Backend, CountRows, Fixed, Gather, MultiBackend, Planned, Together, Unnest};
+use fleetdesk_store::{
+    Backend, CountRows, Fixed, Gather, MultiBackend, Planned, Prepared, Together, Unnest,
+};
 
 use super::DbConn;
 use super::products::ProductRow;
@@ -659,6 +661,7 @@ pub fn list(
             q: None,
             ..filter.clone()
         };
+        let whole_tenant = unfiltered(&base);
         let wanted = offset + limit;
         let first = tuning.window.max(2 * wanted);
         // Every column, `search` too, for the condition outside the window.
@@ -670,19 +673,29 @@ pub fn list(
         let matching = || search::matching(backend, tenant_id, text, *internal);
         let mut window = first;
         while let Some(cond) = matching() {
-            let (seen, matched) =
-                search::WindowStats::new(newest(window), cond).get_result::<(i64, i64)>(conn)?;
+            let stats = search::WindowStats::new(newest(window), cond);
+            let (seen, matched) = if whole_tenant {
+                Prepared(stats).get_result::<(i64, i64)>(conn)?
+            } else {
+                stats.get_result::<(i64, i64)>(conn)?
+            };
             let whole_list = seen < window;
             if whole_list || matched >= wanted {
                 let rows = match matching() {
-                    Some(cond) => search::WindowPage::new(
-                        newest(window),
-                        cond,
-                        order_sql(order),
-                        offset,
-                        limit,
-                    )
-                    .load(conn)?,
+                    Some(cond) => {
+                        let page = search::WindowPage::new(
+                            newest(window),
+                            cond,
+                            order_sql(order),
+                            offset,
+                            limit,
+                        );
+                        if whole_tenant {
+                            Prepared(page).load(conn)?
+                        } else {
+                            page.load(conn)?
+                        }
+                    }
                     None => Vec::new(),
                 };
                 return Ok(Listed {
@@ -717,7 +730,7 @@ pub fn list(
                     filtered(backend, tenant_id, &base)
                         .filter(search::matching_sparse(tenant_id, text, *internal, &ids))
                 };
-                page_and_count(conn, query, order, offset, limit, count_cap)
+                page_and_count(conn, query, order, offset, limit, count_cap, false)
             });
         }
     }
@@ -736,10 +749,49 @@ fn plain(
 ) -> QueryResult<Listed> {
     let backend = conn.backend();
     let query = || filtered(backend, tenant_id, filter);
-    page_and_count(conn, query, order, offset, limit, count_cap)
+    let keep = backend == Backend::Postgres && unfiltered(filter);
+    page_and_count(conn, query, order, offset, limit, count_cap, keep)
 }
 
-/// A page of `query` in `order` and its rows counted up to `count_cap`.
+/// Whether a list is the tenant's whole list (no filter at all): its queries' best plans
+/// are the same whoever asks (down an index in list order, stopping at the page or the
+/// count's cap; the same for a tenant of ten tickets or of a million), so they are kept
+/// prepared, and PostgreSQL's plan for them is kept too after a few runs. Planning and
+/// parsing them anew was half of PostgreSQL's time for such a list. Any filter may change
+/// the best plan with its value (a rare status, a big product), so those stay [`Planned`].
+fn unfiltered(f: &TicketFilter) -> bool {
+    let TicketFilter {
+        product_id,
+        statuses,
+        severity_rank,
+        ticket_type,
+        assignee,
+        channel,
+        company_id,
+        tag,
+        requester_email,
+        q,
+        created_from,
+        created_to,
+        updated_since,
+    } = f;
+    product_id.is_none()
+        && statuses.is_empty()
+        && severity_rank.is_none()
+        && ticket_type.is_none()
+        && assignee.is_none()
+        && channel.is_none()
+        && company_id.is_none()
+        && tag.is_none()
+        && requester_email.is_none()
+        && q.is_none()
+        && created_from.is_none()
+        && created_to.is_none()
+        && updated_since.is_none()
+}
+
+/// A page of `query` in `order` and its rows counted up to `count_cap`; `keep`: both
+/// queries kept prepared (see [`unfiltered`]).
 fn page_and_count<'a>(
     conn: &mut DbConn,
     query: impl Fn() -> tickets::BoxedQuery<'a, MultiBackend>,
@@ -747,14 +799,22 @@ fn page_and_count<'a>(
     offset: i64,
     limit: i64,
     count_cap: i64,
+    keep: bool,
 ) -> QueryResult<Listed> {
-    let counted = CountRows::of(
+    let count = CountRows::of(
         query()
             .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
             .limit(count_cap),
-    )
-    .get_result::<i64>(conn)?;
-    let rows = Planned(ordered(query(), order).offset(offset).limit(limit)).load(conn)?;
+    );
+    let page = ordered(query(), order).offset(offset).limit(limit);
+    let (counted, rows) = if keep {
+        (
+            Prepared(count).get_result::<i64>(conn)?,
+            Prepared(page).load(conn)?,
+        )
+    } else {
+        (count.get_result::<i64>(conn)?, Planned(page).load(conn)?)
+    };
     Ok(Listed {
         rows,
         counted,
