@@ -71,13 +71,12 @@ VALUES (gen_random_uuid()::text, '$tenant', nextval('pgbench_numbers'), 'PGB-' |
 SQL
 
 wrk_row() { # label, connections, script-or-empty, url
-  local out rps p50 p99 non2xx
+  local out rps p50 p99 non2xx args=(-t2 -c"$2")
+  if [ -n "$3" ]; then args+=(-s "$3"); else args+=(-H "Authorization: Bearer $token"); fi
   # Warmed up first, as a service runs: each of the pool's connections plans a query and
   # loads the statistics it needs (tens of ms for a search's) the first time it meets it.
-  if [ -n "$3" ]; then wrk -t2 -c"$2" -d2s -s "$3" "$4" >/dev/null; else
-    wrk -t2 -c"$2" -d2s -H "Authorization: Bearer $token" "$4" >/dev/null; fi
-  if [ -n "$3" ]; then out=$(wrk -t2 -c"$2" -d"$DURATION" --latency -s "$3" "$4"); else
-    out=$(wrk -t2 -c"$2" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$4"); fi
+  wrk "${args[@]}" -d2s "$4" >/dev/null
+  out=$(wrk "${args[@]}" -d"$DURATION" --latency "$4")
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")

@@ -29,7 +29,7 @@ pub use gather::Gather;
 pub use migrate::{Migrations, ensure_database};
 pub use planned::Planned;
 pub use pool::{Db, PoolOptions};
-pub use prepared::Prepared;
+pub use prepared::{Prepared, PreparedIf};
 pub use together::{Fixed, Together};
 pub use unnest::Unnest;
 

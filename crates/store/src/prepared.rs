@@ -44,3 +44,33 @@ impl<Q: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for Prepared<Q> {
         Ok(true)
     }
 }
+
+/// `Q` kept prepared as [`Prepared`] when the flag is set, and planned with its values on
+/// every run as [`crate::Planned`] when it is not: for a query whose plan depends on its
+/// values only in some of the shapes it takes.
+#[derive(Debug, Clone, Copy)]
+pub struct PreparedIf<Q>(pub bool, pub Q);
+
+impl<Q: Query> Query for PreparedIf<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> QueryId for PreparedIf<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q, C> diesel::RunQueryDsl<C> for PreparedIf<Q> {}
+
+impl<Q: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for PreparedIf<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if !self.0 {
+            out.unsafe_to_cache_prepared();
+        }
+        self.1.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
+        Ok(self.0)
+    }
+}

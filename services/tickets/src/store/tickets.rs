@@ -6,7 +6,7 @@ use diesel::sql_types::{BigInt, Text};
 use fleetdesk_events::Outgoing;
 use fleetdesk_store::outbox::{self, NewMessage};
 use fleetdesk_store::{
-    Backend, CountRows, Fixed, Gather, MultiBackend, Planned, Prepared, Together, Unnest,
+    Backend, CountRows, Fixed, Gather, MultiBackend, Planned, PreparedIf, Together, Unnest,
 };
 
 use super::DbConn;
@@ -673,29 +673,23 @@ pub fn list(
         let matching = || search::matching(backend, tenant_id, text, *internal);
         let mut window = first;
         while let Some(cond) = matching() {
-            let stats = search::WindowStats::new(newest(window), cond);
-            let (seen, matched) = if whole_tenant {
-                Prepared(stats).get_result::<(i64, i64)>(conn)?
-            } else {
-                stats.get_result::<(i64, i64)>(conn)?
-            };
+            let (seen, matched) =
+                PreparedIf(whole_tenant, search::WindowStats::new(newest(window), cond))
+                    .get_result::<(i64, i64)>(conn)?;
             let whole_list = seen < window;
             if whole_list || matched >= wanted {
                 let rows = match matching() {
-                    Some(cond) => {
-                        let page = search::WindowPage::new(
+                    Some(cond) => PreparedIf(
+                        whole_tenant,
+                        search::WindowPage::new(
                             newest(window),
                             cond,
                             order_sql(order),
                             offset,
                             limit,
-                        );
-                        if whole_tenant {
-                            Prepared(page).load(conn)?
-                        } else {
-                            page.load(conn)?
-                        }
-                    }
+                        ),
+                    )
+                    .load(conn)?,
                     None => Vec::new(),
                 };
                 return Ok(Listed {
@@ -801,20 +795,16 @@ fn page_and_count<'a>(
     count_cap: i64,
     keep: bool,
 ) -> QueryResult<Listed> {
-    let count = CountRows::of(
-        query()
-            .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
-            .limit(count_cap),
-    );
-    let page = ordered(query(), order).offset(offset).limit(limit);
-    let (counted, rows) = if keep {
-        (
-            Prepared(count).get_result::<i64>(conn)?,
-            Prepared(page).load(conn)?,
-        )
-    } else {
-        (count.get_result::<i64>(conn)?, Planned(page).load(conn)?)
-    };
+    let counted = PreparedIf(
+        keep,
+        CountRows::of(
+            query()
+                .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
+                .limit(count_cap),
+        ),
+    )
+    .get_result::<i64>(conn)?;
+    let rows = PreparedIf(keep, ordered(query(), order).offset(offset).limit(limit)).load(conn)?;
     Ok(Listed {
         rows,
         counted,
