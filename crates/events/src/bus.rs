@@ -89,7 +89,7 @@ impl Subscription {
                 .into_iter()
                 .map(Duration::from_secs)
                 .collect(),
-            prefetch: 32,
+            prefetch: 256,
         }
     }
 

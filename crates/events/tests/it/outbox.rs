@@ -195,3 +195,72 @@ async fn the_relays_statements_are_prepared_once_on_postgres() {
     );
     assert_eq!(rig.unsent().await, 0);
 }
+
+/// A bus that takes every message and records how many each publish carried.
+struct Batches(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl fleetdesk_events::Bus for Batches {
+    fn kind(&self) -> &'static str {
+        "recording"
+    }
+
+    fn publish<'a>(
+        &'a self,
+        batch: &'a [fleetdesk_events::Message],
+    ) -> fleetdesk_events::bus::BoxFuture<'a, Vec<Result<(), fleetdesk_events::BusError>>> {
+        self.0.lock().unwrap().push(batch.len());
+        Box::pin(async move { batch.iter().map(|_| Ok(())).collect() })
+    }
+
+    fn subscribe(
+        &self,
+        _: fleetdesk_events::Subscription,
+        _: std::sync::Arc<dyn fleetdesk_events::bus::Deliver>,
+    ) -> fleetdesk_events::bus::BoxFuture<
+        '_,
+        Result<fleetdesk_events::SubscriptionHandle, fleetdesk_events::BusError>,
+    > {
+        Box::pin(async { Err(fleetdesk_events::BusError::Other("publish only".into())) })
+    }
+
+    fn check(
+        &self,
+    ) -> fleetdesk_events::bus::BoxFuture<'_, Result<(), fleetdesk_events::BusError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+// The first event after a quiet spell goes at once; events committed while the relay lingers
+// after it go together in the next round. Without the linger each write wakes the relay and
+// goes alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_outbox_is_published_in_rounds_that_gather_its_rows() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = fleetdesk_events::RelayOptions {
+        linger: std::time::Duration::from_secs(2),
+        ..Rig::relay_options()
+    };
+    let _relay = fleetdesk_events::Relay::new(
+        "test",
+        rig.db.clone(),
+        std::sync::Arc::new(Batches(batches.clone())),
+    )
+    .with_options(options)
+    .spawn();
+    let started = std::time::Instant::now();
+    rig.write("a", 1, false).await;
+    eventually(10, "the first event", || async {
+        !batches.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the first event waited for the linger"
+    );
+    for n in 2..=4 {
+        rig.write("a", n, false).await;
+    }
+    eventually(10, "the other events", || async { rig.unsent().await == 0 }).await;
+    assert_eq!(*batches.lock().unwrap(), vec![1, 3]);
+}

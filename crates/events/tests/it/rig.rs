@@ -152,6 +152,7 @@ impl Rig {
             lease: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(3),
             poll: Duration::from_millis(500),
+            linger: Duration::from_millis(20),
             max_backoff: Duration::from_millis(500),
             retention: Duration::from_secs(3600),
         }
