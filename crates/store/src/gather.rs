@@ -1,5 +1,5 @@
 //! [`Gather`]: concurrent writes of one kind sent to PostgreSQL as one statement (group
-//! commit).
+//! commit), or concurrent reads of one kind as one query.
 //!
 //! A write that is its own statement outside a transaction ([`crate::one_statement`]) commits
 //! by itself: a round trip, an executor set-up that opens and locks the table and each of its
@@ -10,6 +10,9 @@
 //!
 //! A gathered statement commits all of its writes or none. If it fails, each write is tried
 //! again alone, by its own caller on its own connection, so only the write at fault fails.
+//!
+//! Reads gather the same way ([`Gather::run`], each answered with its own value): a read is a
+//! round trip, and a trip through PostgreSQL's executor, whatever it finds.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,18 +24,18 @@ use diesel::result::Error;
 /// The most writes one statement carries.
 pub const MOST: usize = 64;
 
-/// Writes of one kind (`T`) waiting to go together.
-pub struct Gather<T> {
+/// Writes (or reads) of one kind (`T`) waiting to go together, each answered with an `R`.
+pub struct Gather<T, R = ()> {
     /// What the writes are (the `writes` label of `db_gathered_statements_total` and
     /// `db_gathered_writes_total`).
     name: &'static str,
-    state: Mutex<State<T>>,
+    state: Mutex<State<T, R>>,
     settled: Condvar,
     statements: AtomicU64,
     writes: AtomicU64,
 }
 
-struct State<T> {
+struct State<T, R> {
     /// Writes waiting for a statement, with their callers' numbers.
     queue: Vec<(u64, T)>,
     /// Whether a gathered statement is running.
@@ -40,19 +43,19 @@ struct State<T> {
     /// The next caller's number.
     next: u64,
     /// What became of writes that went, by caller.
-    settled: HashMap<u64, Outcome<T>>,
+    settled: HashMap<u64, Outcome<T, R>>,
 }
 
-enum Outcome<T> {
-    /// Committed with the rest of its statement.
-    Written,
+enum Outcome<T, R> {
+    /// Committed with the rest of its statement (or read by it), with its answer.
+    Written(R),
     /// Its statement (of more than one write) failed: to be tried alone.
     Alone(T),
     /// It went alone and failed.
     Failed(Error),
 }
 
-impl<T> Gather<T> {
+impl<T, R> Gather<T, R> {
     /// Nothing waiting yet for writes of kind `name`.
     pub fn new(name: &'static str) -> Self {
         Self {
@@ -69,7 +72,7 @@ impl<T> Gather<T> {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    fn lock(&self) -> MutexGuard<'_, State<T, R>> {
         // A panic while the lock was held cannot leave the state half-changed (see `Leading`).
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -87,13 +90,13 @@ impl<T> Gather<T> {
         self.lock().queue.len()
     }
 
-    /// Writes `item` with whatever others are waiting, by `write` (which must send its writes
-    /// as one statement outside a transaction, on the connection it is given), and returns once
-    /// `item` is committed or has failed. `write` gets at most [`MOST`] writes, in the order
-    /// they arrived.
-    pub fn write<C, F>(&self, conn: &mut C, item: T, write: F) -> QueryResult<()>
+    /// Sends `item` with whatever others are waiting, by `write` (which must send them as one
+    /// statement outside a transaction, on the connection it is given, and answer each in
+    /// order), and returns `item`'s answer once it is committed, or its failure. `write` gets
+    /// at most [`MOST`] items, in the order they arrived.
+    pub fn run<C, F>(&self, conn: &mut C, item: T, write: F) -> QueryResult<R>
     where
-        F: Fn(&mut C, &[T]) -> QueryResult<()>,
+        F: Fn(&mut C, &[T]) -> QueryResult<Vec<R>>,
     {
         let mut state = self.lock();
         let me = state.next;
@@ -103,11 +106,12 @@ impl<T> Gather<T> {
             if let Some(outcome) = state.settled.remove(&me) {
                 drop(state);
                 return match outcome {
-                    Outcome::Written => Ok(()),
+                    Outcome::Written(answer) => Ok(answer),
                     Outcome::Failed(e) => Err(e),
                     Outcome::Alone(item) => {
                         self.sent(1);
-                        write(conn, std::slice::from_ref(&item))
+                        let mut answers = answered(write(conn, std::slice::from_ref(&item)), 1)?;
+                        Ok(answers.remove(0))
                     }
                 };
             }
@@ -131,15 +135,15 @@ impl<T> Gather<T> {
                 done: false,
             };
             self.sent(items.len());
-            let result = write(conn, &items);
+            let result = answered(write(conn, &items), items.len());
             leading.done = true;
             state = self.lock();
             state.writing = false;
             let callers = std::mem::take(&mut leading.callers);
             match result {
-                Ok(()) => {
-                    for caller in callers {
-                        state.settled.insert(caller, Outcome::Written);
+                Ok(answers) => {
+                    for (caller, answer) in callers.into_iter().zip(answers) {
+                        state.settled.insert(caller, Outcome::Written(answer));
                     }
                 }
                 Err(e) if items.len() == 1 => {
@@ -157,6 +161,28 @@ impl<T> Gather<T> {
 }
 
 impl<T> Gather<T> {
+    /// [`Gather::run`] for writes that answer nothing but success.
+    pub fn write<C, F>(&self, conn: &mut C, item: T, write: F) -> QueryResult<()>
+    where
+        F: Fn(&mut C, &[T]) -> QueryResult<()>,
+    {
+        self.run(conn, item, |c, items| {
+            write(c, items).map(|()| vec![(); items.len()])
+        })
+    }
+}
+
+/// `result`, unless it answers other than `n` items.
+fn answered<R>(result: QueryResult<Vec<R>>, n: usize) -> QueryResult<Vec<R>> {
+    match result {
+        Ok(answers) if answers.len() != n => Err(Error::QueryBuilderError(
+            format!("{} answers for {n} gathered items", answers.len()).into(),
+        )),
+        other => other,
+    }
+}
+
+impl<T, R> Gather<T, R> {
     fn sent(&self, writes: usize) {
         self.statements.fetch_add(1, Ordering::Relaxed);
         self.writes.fetch_add(writes as u64, Ordering::Relaxed);
@@ -168,15 +194,15 @@ impl<T> Gather<T> {
 
 /// The callers of a statement being written: if writing it panics, they are told it failed
 /// and another may lead, rather than waiting for ever.
-struct Leading<'g, T> {
-    gather: &'g Gather<T>,
+struct Leading<'g, T, R> {
+    gather: &'g Gather<T, R>,
     /// The caller writing it, whose panic goes on up.
     me: u64,
     callers: Vec<u64>,
     done: bool,
 }
 
-impl<T> Drop for Leading<'_, T> {
+impl<T, R> Drop for Leading<'_, T, R> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -300,6 +326,40 @@ mod tests {
             alone,
             vec![(vec![2], true), (vec![3], false), (vec![4], true)]
         );
+    }
+
+    #[test]
+    fn gathered_reads_get_each_its_own_answer() {
+        let gather = Arc::new(Gather::<u32, u32>::new("test"));
+        let (open, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(Some(gate)));
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let reader = |item: u32| {
+            let (gather, gate, sizes) = (gather.clone(), gate.clone(), sizes.clone());
+            thread::spawn(move || {
+                gather.run(&mut (), item, |_, items| {
+                    let first = gate.lock().unwrap().take();
+                    if let Some(gate) = first {
+                        gate.recv().unwrap();
+                    }
+                    sizes.lock().unwrap().push(items.len());
+                    Ok(items.iter().map(|i| i * 10).collect())
+                })
+            })
+        };
+        let first = reader(1);
+        wait_until("the first read leads", || gate.lock().unwrap().is_none());
+        let rest: Vec<_> = (2..=4).map(|i| (i, reader(i))).collect();
+        wait_until("three reads wait", || gather.waiting() == 3);
+        open.send(()).unwrap();
+        assert_eq!(first.join().unwrap().unwrap(), 10);
+        for (i, r) in rest {
+            assert_eq!(r.join().unwrap().unwrap(), i * 10);
+        }
+        assert_eq!(*sizes.lock().unwrap(), vec![1, 3]);
+        // A statement that answers too few fails rather than leaving a caller without one.
+        let short = gather.run(&mut (), 5, |_, _| Ok(Vec::new()));
+        assert!(short.is_err());
     }
 
     #[test]

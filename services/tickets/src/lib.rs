@@ -61,7 +61,8 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// Outbound HTTP (the triage model).
     pub http: reqwest::Client,
-    /// Creates that commit by themselves, gathered into one statement while one runs.
+    /// Creates that commit by themselves: their reads and their writes gathered while one
+    /// runs.
     pub creates: Arc<store::tickets::Creates>,
 }
 
@@ -121,7 +122,7 @@ pub async fn prepare(config: TicketsConfig, deps: Dependencies) -> anyhow::Resul
         clock: deps.clock,
         bus,
         http,
-        creates: Arc::new(fleetdesk_store::Gather::new("ticket_create")),
+        creates: Arc::default(),
     })
 }
 

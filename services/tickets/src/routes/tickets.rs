@@ -216,8 +216,9 @@ async fn create_ticket(
                 .rsplit('@')
                 .next()
                 .unwrap_or_default();
+            let gathered = (commits == Commits::ByItself).then_some(&*creates);
             let (product, domain_owner, number) =
-                tickets::for_create(conn, &tenant, &product_id, domain)?
+                tickets::for_create(conn, &tenant, &product_id, domain, gathered)?
                     .ok_or_else(product_routes::product_not_found)?;
             active(&product)?;
             let mut triage = match &by_model {
@@ -328,7 +329,6 @@ async fn create_ticket(
                 tags: checked.tags.clone(),
                 event: created,
             };
-            let gathered = (commits == Commits::ByItself).then_some(&*creates);
             tickets::insert(conn, new, gathered)?;
             Ok(created_answer)
         },

@@ -12,8 +12,8 @@ use fleetdesk_store::{
 use super::DbConn;
 use super::products::ProductRow;
 use super::schema::{
-    company_domains, products, sla_ledger, ticket_comments, ticket_counters, ticket_history,
-    ticket_sla, ticket_tags, tickets,
+    products, sla_ledger, ticket_comments, ticket_counters, ticket_history, ticket_sla,
+    ticket_tags, tickets,
 };
 use super::search;
 use crate::domain::fields::Severity;
@@ -168,9 +168,33 @@ pub struct NewTicket {
     pub event: Outgoing,
 }
 
-/// Creates that commit by themselves, gathered into one statement while one runs
-/// ([`Gather`]).
-pub type Creates = Gather<NewTicket>;
+/// Creates that commit by themselves: their reads ([`for_create`]) gathered into one query,
+/// and their writes ([`insert`]) into one statement, while one runs ([`Gather`]).
+pub struct Creates {
+    reads: Gather<CreateRead, Option<ForCreate>>,
+    writes: Gather<NewTicket>,
+}
+
+impl Default for Creates {
+    fn default() -> Self {
+        Self {
+            reads: Gather::new("ticket_create_read"),
+            writes: Gather::new("ticket_create"),
+        }
+    }
+}
+
+impl Creates {
+    /// Write statements sent so far, and the creates they carried.
+    pub fn counts(&self) -> (u64, u64) {
+        self.writes.counts()
+    }
+
+    /// Read queries sent so far, and the creates they answered.
+    pub fn read_counts(&self) -> (u64, u64) {
+        self.reads.counts()
+    }
+}
 
 /// Writes a new ticket with its SLA clock, its tags and its event. On PostgreSQL they go as
 /// one statement: with [`for_create`], a create is two round trips (read, write; begin and
@@ -184,7 +208,7 @@ pub type Creates = Gather<NewTicket>;
 pub fn insert(conn: &mut DbConn, new: NewTicket, gathered: Option<&Creates>) -> QueryResult<()> {
     match (conn, gathered) {
         (DbConn::Pg(c), Some(creates)) => {
-            creates.write(c, new, write_all)?;
+            creates.writes.write(c, new, write_all)?;
             // The relay is woken for rows the statement wrote, whichever thread sent it.
             outbox::written_elsewhere();
             Ok(())
@@ -334,8 +358,19 @@ diesel::define_sql_function! {
 }
 
 /// What a create reads before it writes: the product, the company owning the requester's
-/// email domain (if any) and the tenant's next ticket number, or `None` if the tenant has no
-/// such product. One statement on PostgreSQL.
+/// email domain (if any) and the tenant's next ticket number.
+pub type ForCreate = (ProductRow, Option<String>, i64);
+
+/// One create's read: the tenant, the product and the requester's email domain.
+pub struct CreateRead {
+    tenant: String,
+    product: String,
+    domain: String,
+}
+
+/// What a create reads before it writes ([`ForCreate`]), or `None` if the tenant has no such
+/// product. One query on PostgreSQL, shared (given `gathered`) by the creates that arrive
+/// while another's runs: under load, a round trip and an executor start-up for several.
 ///
 /// On PostgreSQL the number comes from the tenant's own sequence (migration `ticket_number`,
 /// made on the tenant's first ticket): `nextval` holds no lock until commit, so creates commit
@@ -347,21 +382,19 @@ pub fn for_create(
     tenant_id: &str,
     product_id: &str,
     domain: &str,
-) -> QueryResult<Option<(ProductRow, Option<String>, i64)>> {
+    gathered: Option<&Creates>,
+) -> QueryResult<Option<ForCreate>> {
     match conn {
         DbConn::Pg(c) => {
-            let owner = company_domains::table
-                .filter(company_domains::tenant_id.eq(tenant_id))
-                .filter(company_domains::domain.eq(domain))
-                .select(company_domains::company_id)
-                .limit(1)
-                .single_value();
-            products::table
-                .filter(products::tenant_id.eq(tenant_id))
-                .filter(products::id.eq(product_id))
-                .select((products::all_columns, owner, ticket_number(tenant_id)))
-                .first(c)
-                .optional()
+            let read = CreateRead {
+                tenant: tenant_id.to_owned(),
+                product: product_id.to_owned(),
+                domain: domain.to_owned(),
+            };
+            match gathered {
+                Some(creates) => creates.reads.run(c, read, read_all),
+                None => Ok(read_all(c, std::slice::from_ref(&read))?.remove(0)),
+            }
         }
         DbConn::Sqlite(c) => {
             // SQLite has one writer at a time: a counter row is enough. Drawn first, it is
@@ -384,6 +417,79 @@ pub fn for_create(
         }
     }
 }
+
+/// The reads of several creates, answered in order.
+fn read_all(
+    c: &mut diesel::PgConnection,
+    reads: &[CreateRead],
+) -> QueryResult<Vec<Option<ForCreate>>> {
+    let query = ReadsForCreate {
+        tenants: reads.iter().map(|r| r.tenant.as_str()).collect(),
+        products: reads.iter().map(|r| r.product.as_str()).collect(),
+        domains: reads.iter().map(|r| r.domain.as_str()).collect(),
+    };
+    let mut answers: Vec<Option<ForCreate>> = reads.iter().map(|_| None).collect();
+    for (i, product, owner, number) in query.load::<(i64, ProductRow, Option<String>, i64)>(c)? {
+        // `WITH ORDINALITY` counts from 1.
+        if let Some(answer) = usize::try_from(i - 1).ok().and_then(|i| answers.get_mut(i)) {
+            *answer = Some((product, owner, number));
+        }
+    }
+    Ok(answers)
+}
+
+/// The query of [`read_all`]: the reads as arrays, so its text is the same however many
+/// (and PostgreSQL keeps its plan), each answered with its position.
+struct ReadsForCreate<'a> {
+    tenants: Vec<&'a str>,
+    products: Vec<&'a str>,
+    domains: Vec<&'a str>,
+}
+
+/// The one shape of [`ReadsForCreate`], which names its prepared statement.
+struct ReadsForCreateShape;
+
+impl diesel::query_builder::QueryId for ReadsForCreate<'_> {
+    type QueryId = ReadsForCreateShape;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for ReadsForCreate<'_> {
+    type SqlType = (
+        BigInt,
+        products::SqlType,
+        diesel::sql_types::Nullable<Text>,
+        BigInt,
+    );
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for ReadsForCreate<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::Array;
+        out.push_sql("SELECT r.i, ");
+        products::all_columns.walk_ast(out.reborrow())?;
+        out.push_sql(
+            ", (SELECT d.company_id FROM company_domains d \
+             WHERE d.tenant_id = r.t AND d.domain = r.d LIMIT 1), ticket_number(r.t) \
+             FROM unnest(",
+        );
+        out.push_bind_param::<Array<Text>, _>(&self.tenants)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.products)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.domains)?;
+        out.push_sql(
+            ") WITH ORDINALITY AS r(t, p, d, i) \
+             JOIN products ON products.tenant_id = r.t AND products.id = r.p",
+        );
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<diesel::PgConnection> for ReadsForCreate<'_> {}
 
 /// Replaces a ticket's tags in the tag index.
 pub fn set_tags(

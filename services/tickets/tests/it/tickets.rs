@@ -578,26 +578,45 @@ async fn a_creates_write_is_one_prepared_statement_on_postgres() {
     assert_eq!(writes, 1, "one prepared write for three shapes of ticket");
 }
 
-/// Creates that commit by themselves and arrive while another's statement runs go together in
-/// the next one (PostgreSQL); each gets its own number, key, clock, tags and event.
+/// Creates that commit by themselves and arrive while another's runs go together: their reads
+/// in one query, their writes in one statement (PostgreSQL). Each gets its own product, company,
+/// number, key, clock, tags and event.
 #[tokio::test]
 async fn concurrent_creates_go_together_and_each_lands_whole() {
     let app = spawn_with(&[("FLEETDESK_DB_POOL_SIZE", "8")]).await;
-    let pid = product(&app).await;
+    let pay = product(&app).await;
+    let ops = app.create_product("OPS", json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let company = app
+        .http
+        .post("/api/v1/companies")
+        .bearer(&app.admin)
+        .json(&json!({"name": "Customer Corp", "identifier": "CUST-1", "emailDomains": ["customer.test"]}))
+        .send()
+        .await;
+    assert_eq!(company.status, 201, "{}", company.text);
     let postgres = app.state.db.backend() == fleetdesk_store::Backend::Postgres;
     let mut raised = Vec::new();
-    // Rounds of concurrent creates until one statement carried several (the first round, as a
-    // rule; on SQLite creates never go together).
+    // Rounds of concurrent creates until a query and a statement each carried several (the
+    // first round, as a rule; on SQLite creates never go together). Even ones go to PAY from
+    // the company's domain, odd ones to OPS from elsewhere.
     for round in 0..5 {
         let creates = (0..24).map(|i| {
             let n = round * 24 + i;
+            let (pid, email) = if n % 2 == 0 {
+                (&pay, "rita@customer.test")
+            } else {
+                (&ops, "otto@elsewhere.test")
+            };
             app.http
                 .post("/api/v1/tickets")
                 .bearer(&app.admin)
                 .json(&json!({
                     "productId": pid, "title": format!("Export {n} crashes"),
                     "description": "On large files",
-                    "requester": {"name": "Rita", "email": "rita@customer.test"},
+                    "requester": {"name": "Rita", "email": email},
                     "channel": "api", "tags": ["batch", format!("n{n}")]
                 }))
                 .send()
@@ -607,19 +626,41 @@ async fn concurrent_creates_go_together_and_each_lands_whole() {
             raised.push(a.body);
         }
         let (statements, writes) = app.state.creates.counts();
-        if !postgres || writes > statements {
+        let (queries, reads) = app.state.creates.read_counts();
+        if !postgres || (writes > statements && reads > queries) {
             break;
         }
     }
     let (statements, writes) = app.state.creates.counts();
+    let (queries, reads) = app.state.creates.read_counts();
     if postgres {
         assert!(
             writes > statements,
             "{writes} writes in {statements} statements"
         );
+        assert!(reads > queries, "{reads} reads in {queries} queries");
         assert_eq!(writes, raised.len() as u64);
+        assert_eq!(reads, raised.len() as u64);
     } else {
-        assert_eq!((statements, writes), (0, 0));
+        assert_eq!((statements, writes, queries, reads), (0, 0, 0, 0));
+    }
+    for t in &raised {
+        let n: u32 = t["title"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let (pid, prefix, company_id) = if n % 2 == 0 {
+            (&pay, "PAY-", company.body["id"].clone())
+        } else {
+            (&ops, "OPS-", Value::Null)
+        };
+        assert_eq!(t["productId"], json!(pid), "{t}");
+        assert!(t["key"].as_str().unwrap().starts_with(prefix), "{t}");
+        assert_eq!(t["companyId"], company_id, "{t}");
     }
 
     let mut numbers: Vec<i64> = raised
