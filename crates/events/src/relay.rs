@@ -138,7 +138,7 @@ impl Relay {
                     backoff = Duration::from_millis(100);
                     // Each round costs the relay, the bus and every consumer a few
                     // statements whatever its size: under a steady stream of commits, rounds
-                    // of a handful of rows spent a quarter of the CPU of a ticket's create.
+                    // of a handful of rows cost about a sixth of the CPU of a ticket's create.
                     if i64::try_from(round.claimed).is_ok_and(|n| n < self.options.batch) {
                         tokio::time::sleep(self.options.linger).await;
                     }
