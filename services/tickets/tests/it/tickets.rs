@@ -653,7 +653,7 @@ async fn concurrent_creates_go_together_and_each_lands_whole() {
             .unwrap()
             .parse()
             .unwrap();
-        let (pid, prefix, company_id) = if n % 2 == 0 {
+        let (pid, prefix, company_id) = if n.is_multiple_of(2) {
             (&pay, "PAY-", company.body["id"].clone())
         } else {
             (&ops, "OPS-", Value::Null)
