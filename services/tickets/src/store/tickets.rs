@@ -352,11 +352,6 @@ pub fn start_entry(ticket: &TicketRow) -> LedgerRow {
     }
 }
 
-diesel::define_sql_function! {
-    /// The tenant's next ticket number (migration `ticket_number`).
-    fn ticket_number(tenant: Text) -> BigInt;
-}
-
 /// What a create reads before it writes: the product, the company owning the requester's
 /// email domain (if any) and the tenant's next ticket number.
 pub type ForCreate = (ProductRow, Option<String>, i64);
