@@ -254,11 +254,7 @@ mod tests {
         let (gather, log, gate) = (gather.clone(), log.clone(), gate.clone());
         thread::spawn(move || {
             gather.write(&mut (), item, |_, items| {
-                // Taken first: the lock must not be held while waiting.
-                let first = gate.lock().unwrap().take();
-                if let Some(gate) = first {
-                    gate.recv().unwrap();
-                }
+                pass(&gate);
                 let ok = !items.contains(&bad);
                 log.lock().unwrap().push((items.to_vec(), ok));
                 if ok { Ok(()) } else { Err(Error::NotFound) }
@@ -266,14 +262,24 @@ mod tests {
         })
     }
 
-    fn setup() -> (Arc<Gather<u32>>, Log, Gate, mpsc::Sender<()>) {
+    /// A gate the first statement waits at, and what opens it.
+    fn gate() -> (Gate, mpsc::Sender<()>) {
         let (open, gate) = mpsc::channel();
-        (
-            Arc::new(Gather::new("test")),
-            Log::default(),
-            Arc::new(Mutex::new(Some(gate))),
-            open,
-        )
+        (Arc::new(Mutex::new(Some(gate))), open)
+    }
+
+    /// Waits at `gate` if this is the first statement through it.
+    fn pass(gate: &Gate) {
+        // Taken first: the lock must not be held while waiting.
+        let first = gate.lock().unwrap().take();
+        if let Some(gate) = first {
+            gate.recv().unwrap();
+        }
+    }
+
+    fn setup() -> (Arc<Gather<u32>>, Log, Gate, mpsc::Sender<()>) {
+        let (gate, open) = gate();
+        (Arc::new(Gather::new("test")), Log::default(), gate, open)
     }
 
     #[test]
@@ -331,17 +337,13 @@ mod tests {
     #[test]
     fn gathered_reads_get_each_its_own_answer() {
         let gather = Arc::new(Gather::<u32, u32>::new("test"));
-        let (open, gate) = mpsc::channel::<()>();
-        let gate = Arc::new(Mutex::new(Some(gate)));
+        let (gate, open) = gate();
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let reader = |item: u32| {
             let (gather, gate, sizes) = (gather.clone(), gate.clone(), sizes.clone());
             thread::spawn(move || {
                 gather.run(&mut (), item, |_, items| {
-                    let first = gate.lock().unwrap().take();
-                    if let Some(gate) = first {
-                        gate.recv().unwrap();
-                    }
+                    pass(&gate);
                     sizes.lock().unwrap().push(items.len());
                     Ok(items.iter().map(|i| i * 10).collect())
                 })

@@ -5,6 +5,25 @@
 //! transaction; handlers reach them only through [`Db::run`], which takes a pooled connection
 //! on the blocking pool inside the caller's tracing span.
 
+/// The impls a query wrapper (`Wrapper<Q>`, `Q` its last field) shares with the others: it
+/// is a query of `Q`'s type, run like any other, named by no static id (so diesel asks the
+/// wrapper's `is_safe_to_cache_prepared` whether to keep it). Each wrapper writes its own
+/// `QueryFragment`.
+macro_rules! query_wrapper {
+    ($wrapper:ident) => {
+        impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for $wrapper<Q> {
+            type SqlType = Q::SqlType;
+        }
+
+        impl<Q> diesel::query_builder::QueryId for $wrapper<Q> {
+            type QueryId = ();
+            const HAS_STATIC_QUERY_ID: bool = false;
+        }
+
+        impl<Q, C> diesel::RunQueryDsl<C> for $wrapper<Q> {}
+    };
+}
+
 pub mod clock;
 mod conn;
 pub mod count;

@@ -9,7 +9,7 @@
 //! whole list, unfiltered, has one best plan whatever the tenant: tickets keeps it prepared.)
 
 use diesel::QueryResult;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 
 use crate::conn::MultiBackend;
 
@@ -17,16 +17,7 @@ use crate::conn::MultiBackend;
 #[derive(Debug, Clone, Copy)]
 pub struct Planned<Q>(pub Q);
 
-impl<Q: Query> Query for Planned<Q> {
-    type SqlType = Q::SqlType;
-}
-
-impl<Q> QueryId for Planned<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q, C> diesel::RunQueryDsl<C> for Planned<Q> {}
+query_wrapper!(Planned);
 
 impl<Q: QueryFragment<MultiBackend>> QueryFragment<MultiBackend> for Planned<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, MultiBackend>) -> QueryResult<()> {

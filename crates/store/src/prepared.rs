@@ -18,22 +18,13 @@
 
 use diesel::QueryResult;
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, QueryFragment};
 
 /// `Q`, kept as a prepared statement by its SQL text.
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared<Q>(pub Q);
 
-impl<Q: Query> Query for Prepared<Q> {
-    type SqlType = Q::SqlType;
-}
-
-impl<Q> QueryId for Prepared<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q, C> diesel::RunQueryDsl<C> for Prepared<Q> {}
+query_wrapper!(Prepared);
 
 impl<Q: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for Prepared<Q> {
     fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
@@ -51,16 +42,7 @@ impl<Q: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for Prepared<Q> {
 #[derive(Debug, Clone, Copy)]
 pub struct PreparedIf<Q>(pub bool, pub Q);
 
-impl<Q: Query> Query for PreparedIf<Q> {
-    type SqlType = Q::SqlType;
-}
-
-impl<Q> QueryId for PreparedIf<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q, C> diesel::RunQueryDsl<C> for PreparedIf<Q> {}
+query_wrapper!(PreparedIf);
 
 impl<Q: QueryFragment<DB>, DB: Backend> QueryFragment<DB> for PreparedIf<Q> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {

@@ -4,29 +4,16 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-async fn create(app: &TestApp, body: serde_json::Value) -> serde_json::Value {
-    let a = app
-        .http
-        .post("/api/v1/companies")
-        .bearer(&app.admin)
-        .json(&body)
-        .send()
-        .await;
-    assert_eq!(a.status, 201, "{}", a.text);
-    a.body
-}
-
 #[tokio::test]
 async fn companies_are_created_searched_changed_and_deleted() {
     let app = spawn().await;
-    let c = create(
-        &app,
-        json!({"name": "Customer Corp", "identifier": "CUST-1", "emailDomains": ["Customer.test"], "address": {"city": "Lyon"}, "externalRef": "psa-77"}),
+    let c = app.create_company(json!({"name": "Customer Corp", "identifier": "CUST-1", "emailDomains": ["Customer.test"], "address": {"city": "Lyon"}, "externalRef": "psa-77"}),
     )
     .await;
     assert_eq!(c["emailDomains"], json!(["customer.test"]));
     assert_eq!(c["address"]["city"], "Lyon", "the admin may read addresses");
-    create(&app, json!({"name": "Other Ltd", "identifier": "OTH"})).await;
+    app.create_company(json!({"name": "Other Ltd", "identifier": "OTH"}))
+        .await;
     let id = c["id"].as_str().unwrap();
 
     for q in ["custom", "cust-1", "customer.test"] {
@@ -72,11 +59,11 @@ async fn companies_are_created_searched_changed_and_deleted() {
 #[tokio::test]
 async fn the_address_needs_its_own_node() {
     let app = spawn().await;
-    let c = create(
-        &app,
-        json!({"name": "C", "identifier": "C1", "address": {"street": "1 Main St"}}),
-    )
-    .await;
+    let c = app
+        .create_company(
+            json!({"name": "C", "identifier": "C1", "address": {"street": "1 Main St"}}),
+        )
+        .await;
     let id = c["id"].as_str().unwrap();
     let reader = app.token("reader", &["company.read"]);
     let plain = app
@@ -107,11 +94,8 @@ async fn the_address_needs_its_own_node() {
 #[tokio::test]
 async fn identifiers_and_domains_are_unique_and_inputs_are_checked() {
     let app = spawn().await;
-    create(
-        &app,
-        json!({"name": "A", "identifier": "A1", "emailDomains": ["a.test"]}),
-    )
-    .await;
+    app.create_company(json!({"name": "A", "identifier": "A1", "emailDomains": ["a.test"]}))
+        .await;
     let dup = app
         .http
         .post("/api/v1/companies")
@@ -152,11 +136,11 @@ async fn identifiers_and_domains_are_unique_and_inputs_are_checked() {
 #[tokio::test]
 async fn a_requesters_email_domain_links_the_new_ticket_to_its_company() {
     let app = spawn().await;
-    let c = create(
-        &app,
-        json!({"name": "Customer", "identifier": "CUST", "emailDomains": ["customer.test"]}),
-    )
-    .await;
+    let c = app
+        .create_company(
+            json!({"name": "Customer", "identifier": "CUST", "emailDomains": ["customer.test"]}),
+        )
+        .await;
     let p = app.create_product("PAY", json!({})).await;
     let t = app
         .raise(

@@ -282,6 +282,18 @@ impl TestApp {
         a.body
     }
 
+    pub async fn create_company(&self, body: Value) -> Value {
+        let a = self
+            .http
+            .post("/api/v1/companies")
+            .bearer(&self.admin)
+            .json(&body)
+            .send()
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        a.body
+    }
+
     pub async fn raise(&self, product_id: &str, title: &str, description: &str) -> Value {
         let a = self
             .raise_as(&self.admin, product_id, title, description)
