@@ -58,6 +58,7 @@ fn open(url: &str) -> Db {
         PoolOptions {
             max_size: 8,
             acquire_timeout: Duration::from_secs(30),
+            ..PoolOptions::default()
         },
     )
     .unwrap()

@@ -47,7 +47,7 @@ pub use error::StoreError;
 pub use gather::Gather;
 pub use migrate::{Migrations, ensure_database};
 pub use planned::Planned;
-pub use pool::{Db, PoolOptions};
+pub use pool::{Db, PoolOptions, default_max_reads};
 pub use prepared::{Prepared, PreparedIf};
 pub use together::{Fixed, Together};
 pub use unnest::Unnest;

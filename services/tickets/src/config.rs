@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fleetdesk_events::BusConfig;
+use fleetdesk_store::default_max_reads;
 use fleetdesk_web::config::{ConfigError, Settings};
 
 /// The model triage asks, when configured.
@@ -27,6 +28,9 @@ pub struct TicketsConfig {
     pub database_url: String,
     /// Connections in the pool (`FLEETDESK_DB_POOL_SIZE`, default 10).
     pub db_pool_size: u32,
+    /// Lists, searches and other reads run at once (`FLEETDESK_DB_MAX_READS`, default one
+    /// more than the cores); see `fleetdesk_store::Db::read`.
+    pub db_max_reads: usize,
     /// HTTP worker threads (`FLEETDESK_HTTP_WORKERS`).
     pub workers: usize,
     /// Identity's key set (`FLEETDESK_JWKS_URL`, default
@@ -97,6 +101,15 @@ impl TicketsConfig {
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("sqlite:{data_dir}/tickets.db")),
             db_pool_size: s.parse_or("FLEETDESK_DB_POOL_SIZE", 10)?,
+            db_max_reads: match s.parse_or("FLEETDESK_DB_MAX_READS", default_max_reads())? {
+                0 => {
+                    return Err(ConfigError::new(
+                        "FLEETDESK_DB_MAX_READS",
+                        "must be at least 1",
+                    ));
+                }
+                n => n,
+            },
             workers: s.workers()?,
             jwks_url: http_url(
                 "FLEETDESK_JWKS_URL",

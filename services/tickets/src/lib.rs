@@ -97,6 +97,7 @@ pub async fn prepare(config: TicketsConfig, deps: Dependencies) -> anyhow::Resul
     let url = config.database_url.clone();
     let pool = PoolOptions {
         max_size: config.db_pool_size,
+        max_reads: config.db_max_reads,
         ..PoolOptions::default()
     };
     let db = tokio::task::spawn_blocking(move || Db::connect(SERVICE, &url, &MIGRATIONS, pool))

@@ -471,6 +471,7 @@ async fn connections_the_server_ended_cost_one_request() {
         PoolOptions {
             max_size: 3,
             acquire_timeout: std::time::Duration::from_secs(10),
+            ..PoolOptions::default()
         },
     )
     .unwrap();

@@ -73,6 +73,7 @@ pub fn connect(tdb: &TestDb) -> Db {
         PoolOptions {
             max_size: 8,
             acquire_timeout: Duration::from_secs(10),
+            ..PoolOptions::default()
         },
     )
     .unwrap()

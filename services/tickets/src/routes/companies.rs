@@ -163,7 +163,7 @@ async fn list_companies(
     let tenant = caller.tenant_id.clone();
     let list = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let (rows, total) =
                 companies::list(conn, &tenant, q.as_deref(), page.offset(), page.limit_i64())?;
             Ok::<_, ApiError>(
@@ -280,7 +280,7 @@ async fn get_company(
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
     let view = state
         .db
-        .run(move |conn| load(conn, &tenant, &id).map(|r| CompanyView::new(r, address)))
+        .read(move |conn| load(conn, &tenant, &id).map(|r| CompanyView::new(r, address)))
         .await?;
     Ok(with_etag(&view, view.version))
 }

@@ -131,7 +131,7 @@ async fn list_products(
     let tenant = caller.tenant_id.clone();
     let list = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let (rows, total) = products::list(
                 conn,
                 &tenant,
@@ -243,7 +243,7 @@ async fn get_product(
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
     let view = state
         .db
-        .run(move |conn| load(conn, &tenant, &id).map(ProductView::from))
+        .read(move |conn| load(conn, &tenant, &id).map(ProductView::from))
         .await?;
     Ok(with_etag(&view, view.version))
 }
@@ -433,7 +433,7 @@ async fn get_triage_rules(
     id: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let (tenant, id) = (caller.tenant_id.clone(), id.into_inner());
-    let row = state.db.run(move |conn| load(conn, &tenant, &id)).await?;
+    let row = state.db.read(move |conn| load(conn, &tenant, &id)).await?;
     Ok(with_etag(&rules_view(&row), row.version))
 }
 

@@ -162,7 +162,7 @@ async fn ticket_stats(
     // one snapshot so the medians' positions match the counts.
     let stats = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             fleetdesk_store::snapshot(conn, |conn| {
                 tickets::prepare_for_stats(conn)?;
                 let groups = tickets::stats_groups(conn, &scope)?;

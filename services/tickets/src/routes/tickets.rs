@@ -348,7 +348,7 @@ async fn get_ticket(
     let now = state.clock.now().naive_utc();
     let view = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let row = load_ticket(conn, &tenant, &id)?;
             let sla = tickets::sla(conn, &row.id)?;
             Ok::<_, ApiError>(TicketView::detail(row, &sla, now))
@@ -496,7 +496,7 @@ async fn list_tickets(
     let tuning = state.config.search;
     let list = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let listed = tickets::list(
                 conn,
                 &tenant,

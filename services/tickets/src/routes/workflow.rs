@@ -799,7 +799,7 @@ async fn list_comments(
     let tenant = caller.tenant_id.clone();
     let list = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let ticket = load_ticket(conn, &tenant, &id)?;
             let (rows, total) =
                 tickets::comments(conn, &ticket.id, internal, page.offset(), page.limit_i64())?;
@@ -823,7 +823,7 @@ async fn list_history(
     let tenant = caller.tenant_id.clone();
     let list = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let ticket = load_ticket(conn, &tenant, &id)?;
             let (rows, total) = tickets::history(conn, &ticket, page.offset(), page.limit_i64())?;
             Ok::<_, ApiError>(page.wrap(rows.into_iter().map(HistoryView::from).collect(), total))
@@ -844,7 +844,7 @@ async fn get_sla(
     let now = state.clock.now().naive_utc();
     let view = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let ticket = load_ticket(conn, &tenant, &id)?;
             let edit = Edit::begin(conn, ticket, "system", now)?;
             let ledger = tickets::ledger(conn, &edit.ticket)?;
