@@ -120,8 +120,8 @@ impl Db {
     /// turn in the order they came. More at once than there are cores does not answer them
     /// sooner: the database's processes then share the cores in time slices, and a request
     /// whose queries lose their slice a few times waits several times as long as the others
-    /// (on 2 cores, with 8 searches at once: p99 43–45 ms with 40 at once against 14.5–15 ms
-    /// with 3, at the same throughput). Writes are not limited by this: they spend their
+    /// (on 2 cores, with 8 searches at once: p99 20–82 ms with no limit against 8–15 ms with
+    /// 3 at once, at the same throughput). Writes are not limited by this: they spend their
     /// time waiting for the commit's flush, which more at once share.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where

@@ -130,3 +130,29 @@ impl TicketsConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_reads(value: Option<&str>) -> Result<usize, String> {
+        let mut s = Settings::from_pairs([("FLEETDESK_JWT_ISSUER", "fleetdesk")]);
+        if let Some(v) = value {
+            s.set("FLEETDESK_DB_MAX_READS", v);
+        }
+        TicketsConfig::from_settings(&s, "/tmp")
+            .map(|c| c.db_max_reads)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_at_once_default_to_the_cores_and_one_more_and_must_be_at_least_one() {
+        assert_eq!(max_reads(None), Ok(default_max_reads()));
+        assert!(default_max_reads() >= 2);
+        assert_eq!(max_reads(Some("4")), Ok(4));
+        for bad in ["0", "-1", "many"] {
+            let e = max_reads(Some(bad)).unwrap_err();
+            assert!(e.contains("FLEETDESK_DB_MAX_READS"), "{bad}: {e}");
+        }
+    }
+}
