@@ -115,8 +115,8 @@ impl Db {
         self.run_since(Instant::now(), f).await
     }
 
-    /// [`Db::run`] for a query that only reads and is bound by CPU (lists, searches,
-    /// statistics): at most [`PoolOptions::max_reads`] run at once, the others wait for a
+    /// [`Db::run`] for a short query that only reads and is bound by CPU (a list, a
+    /// search): at most [`PoolOptions::max_reads`] run at once, the others wait for a
     /// turn in the order they came. More at once than there are cores does not answer them
     /// sooner: the database's processes then share the cores in time slices, and a request
     /// whose queries lose their slice a few times waits several times as long as the others
