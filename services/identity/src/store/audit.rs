@@ -158,7 +158,9 @@ fn filtered<'a>(tenant_id: &'a str, f: &'a AuditFilter) -> audit_log::BoxedQuery
     q
 }
 
-/// One tenant's rows, newest first, and how many match in all.
+/// One tenant's rows, newest first, and how many match in all, from one snapshot: rows
+/// arrive from events at any moment, and a row committed between the count and the page
+/// would otherwise be on the page but not in the count.
 pub fn list(
     conn: &mut DbConn,
     tenant_id: &str,
@@ -166,11 +168,13 @@ pub fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<(Vec<AuditRow>, i64)> {
-    let total = filtered(tenant_id, filter).count().get_result(conn)?;
-    let rows = filtered(tenant_id, filter)
-        .order((audit_log::occurred_at.desc(), audit_log::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .load(conn)?;
-    Ok((rows, total))
+    fleetdesk_store::snapshot(conn, |conn| {
+        let total = filtered(tenant_id, filter).count().get_result(conn)?;
+        let rows = filtered(tenant_id, filter)
+            .order((audit_log::occurred_at.desc(), audit_log::id.desc()))
+            .offset(offset)
+            .limit(limit)
+            .load(conn)?;
+        Ok((rows, total))
+    })
 }
