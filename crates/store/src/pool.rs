@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::r2d2::Pool;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::conn::{Backend, DbConn, Manager};
@@ -112,7 +112,7 @@ impl Db {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.run_since(Instant::now(), f).await
+        self.run_since(Instant::now(), None, f).await
     }
 
     /// [`Db::run`] for a short query that only reads and is bound by CPU (a list, a
@@ -130,18 +130,24 @@ impl Db {
         E: From<StoreError> + Send + 'static,
     {
         let started = Instant::now();
-        let _turn = tokio::time::timeout(
+        let turn = tokio::time::timeout(
             self.options.acquire_timeout,
             self.reads.clone().acquire_owned(),
         )
         .await
         .map_err(|_| StoreError::Unavailable("timed out waiting for a turn to read".into()))?
         .map_err(|_| StoreError::TaskFailed)?;
-        self.run_since(started, f).await
+        self.run_since(started, Some(turn), f).await
     }
 
-    /// [`Db::run`], with the acquire timeout counted from `started`.
-    async fn run_since<T, E, F>(&self, started: Instant, f: F) -> Result<T, E>
+    /// [`Db::run`], with the acquire timeout counted from `started`; `turn` (a read's) is
+    /// held until `f` has run, like the connection's permit, even if the caller goes away.
+    async fn run_since<T, E, F>(
+        &self,
+        started: Instant,
+        turn: Option<OwnedSemaphorePermit>,
+        f: F,
+    ) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -167,6 +173,7 @@ impl Db {
         let task = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _permit = permit;
+            let _turn = turn;
             let mut conn = pool
                 .get_timeout(timeout.max(Duration::from_millis(50)))
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
