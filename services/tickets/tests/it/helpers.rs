@@ -271,23 +271,20 @@ impl TestApp {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let a = self
-            .http
-            .post("/api/v1/products")
-            .bearer(&self.admin)
-            .json(&body)
-            .send()
-            .await;
-        assert_eq!(a.status, 201, "{}", a.text);
-        a.body
+        self.created("/api/v1/products", &body).await
     }
 
     pub async fn create_company(&self, body: Value) -> Value {
+        self.created("/api/v1/companies", &body).await
+    }
+
+    /// POSTs `body` to `path` as the admin; the created resource (the answer must be 201).
+    async fn created(&self, path: &str, body: &Value) -> Value {
         let a = self
             .http
-            .post("/api/v1/companies")
+            .post(path)
             .bearer(&self.admin)
-            .json(&body)
+            .json(body)
             .send()
             .await;
         assert_eq!(a.status, 201, "{}", a.text);
