@@ -146,6 +146,11 @@ pub struct GatewayConfig {
     /// Exchanged API-key tokens are reused until this long before they expire
     /// (`FLEETDESK_GATEWAY_API_KEY_MARGIN_SECONDS`, default 30).
     pub api_key_margin: Duration,
+    /// How long a client connection may go without a request before it is closed: a client
+    /// slow to send a request's head, or a keep-alive connection left idle, is closed after
+    /// between one and two of these (`FLEETDESK_GATEWAY_IDLE_TIMEOUT_SECONDS`, default 5). A
+    /// request being served keeps its connection open however long it takes.
+    pub idle_timeout: Duration,
     /// Consecutive failures that open an upstream's circuit
     /// (`FLEETDESK_GATEWAY_BREAKER_FAILURES`, default 5).
     pub breaker_failures: u32,
@@ -424,6 +429,7 @@ impl GatewayConfig {
             api_key_margin: secs("FLEETDESK_GATEWAY_API_KEY_MARGIN_SECONDS", 30, 0, 3600)?,
             breaker_failures,
             breaker_open: secs("FLEETDESK_GATEWAY_BREAKER_OPEN_SECONDS", 10, 1, 3600)?,
+            idle_timeout: secs("FLEETDESK_GATEWAY_IDLE_TIMEOUT_SECONDS", 5, 1, 3600)?,
             rate_limits,
             redis_url,
             cors_origins,

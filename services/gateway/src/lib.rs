@@ -60,6 +60,7 @@ pub struct Gateway {
     pub(crate) max_header: usize,
     breaker_failures: u32,
     breaker_open: Duration,
+    pub(crate) idle_timeout: Duration,
     trusted: Vec<config::Network>,
     /// Identity's signing keys.
     pub keys: Keys,
@@ -140,6 +141,7 @@ impl Gateway {
             max_header: config.max_header,
             breaker_failures: config.breaker_failures,
             breaker_open: config.breaker_open,
+            idle_timeout: config.idle_timeout,
             trusted: config.trusted_proxies.clone(),
         })
     }

@@ -560,9 +560,11 @@ pub async fn forward(
     let started = Instant::now();
     // Pinned in place rather than moved into the timeout (see `handle`).
     let sending = std::pin::pin!(client::send(&upstream.authority, request));
-    let sent = tokio::time::timeout(upstream.config.timeout, sending).await;
+    let sent = peer
+        .within(started + upstream.config.timeout, sending)
+        .await;
     let response = match sent {
-        Err(_) => {
+        None => {
             upstream.failed(gw.breaker_failures, gw.breaker_open);
             record(service, group, StatusCode::GATEWAY_TIMEOUT, started);
             return Err(ApiError::new(
@@ -571,7 +573,7 @@ pub async fn forward(
                 format!("the {service} service did not answer in time"),
             ));
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             if seen.load(Ordering::Relaxed) > limit {
                 return Err(too_large(limit));
             }
@@ -593,7 +595,7 @@ pub async fn forward(
                 format!("the {service} service failed to answer"),
             ));
         }
-        Ok(Ok(r)) => r,
+        Some(Ok(r)) => r,
     };
     upstream.succeeded();
     record(service, group, response.status(), started);

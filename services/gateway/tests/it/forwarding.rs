@@ -400,3 +400,81 @@ async fn trusted_proxies_pass_on_the_client_and_limits_count_it() {
         .await;
     assert_problem(&spoofed, 429, "rate_limited");
 }
+
+/// Reads until the gateway closes the connection: how long that took, or `None` if it stayed
+/// open for `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn idle_and_slow_clients_are_closed_but_slow_answers_are_not() {
+    use tokio::io::AsyncWriteExt;
+    let r = rig(&[
+        ("FLEETDESK_GATEWAY_IDLE_TIMEOUT_SECONDS", "1"),
+        ("FLEETDESK_GATEWAY_TIMEOUT_TICKETS_SECONDS", "10"),
+    ])
+    .await;
+    let address = r.base.trim_start_matches("http://").to_owned();
+
+    // A head that never ends (slowloris), and a connection that never sends anything: closed
+    // after one to two idle periods.
+    let mut partial = tokio::net::TcpStream::connect(&address).await.unwrap();
+    partial
+        .write_all(b"GET /health HTTP/1.1\r\nhost: gateway\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    for stream in [&mut partial, &mut silent] {
+        assert!(
+            closed_within(stream, Duration::from_secs(4))
+                .await
+                .is_some()
+        );
+    }
+
+    // A keep-alive connection is closed once idle, not while it is used.
+    let mut kept = tokio::net::TcpStream::connect(&address).await.unwrap();
+    for _ in 0..3 {
+        kept.write_all(b"GET /health HTTP/1.1\r\nhost: gateway\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        while !answer.ends_with(b"}") {
+            let mut buf = [0u8; 4096];
+            let n = tokio::io::AsyncReadExt::read(&mut kept, &mut buf)
+                .await
+                .unwrap();
+            assert!(n > 0, "closed while in use");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    assert!(
+        closed_within(&mut kept, Duration::from_secs(4))
+            .await
+            .is_some()
+    );
+
+    // An answer that takes three idle periods still arrives.
+    let a = r
+        .http
+        .get("/api/v1/tickets/slow")
+        .bearer(&r.admin_token)
+        .send()
+        .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+}
