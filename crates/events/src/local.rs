@@ -265,7 +265,6 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
                     Ok(0)
                 }
                 Outcome::Retry(error) if message.attempt < sub.max_attempts() => {
-                    metrics::counter!("events_retried_total", "queue" => label).increment(1);
                     let delay = sub.delay_after(message.attempt).unwrap_or_default();
                     let at = Utc::now().naive_utc()
                         + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
@@ -283,10 +282,14 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
                         .map_err(StoreError::from)
                     })
                     .await
+                    // Counted once the retry is on record, not before: a reader of the
+                    // counter finds the row as it says.
+                    .inspect(|_| {
+                        metrics::counter!("events_retried_total", "queue" => label).increment(1);
+                    })
                 }
                 Outcome::Retry(error) | Outcome::Reject(error) => {
                     tracing::error!(queue = %queue, id = ?message.id, routing_key = %message.routing_key, attempt = message.attempt, error = %error, "event parked in the dead-letter queue");
-                    metrics::counter!("events_dead_lettered_total", "queue" => label).increment(1);
                     let error: String = error.chars().take(1000).collect();
                     db.run(move |c| {
                         fleetdesk_store::diesel::update(
@@ -300,6 +303,10 @@ async fn work(db: Db, signal: Arc<Notify>, sub: Subscription, handler: Arc<dyn D
                         .map_err(StoreError::from)
                     })
                     .await
+                    .inspect(|_| {
+                        metrics::counter!("events_dead_lettered_total", "queue" => label)
+                            .increment(1);
+                    })
                 }
             };
             if let Err(e) = settled {
