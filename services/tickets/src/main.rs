@@ -1,5 +1,9 @@
 //! The tickets service as its own process (microservice deployments).
 
+// mimalloc, as in the gateway and the one binary (services/fleetdesk/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use fleetdesk_telemetry::{LogFormat, init_tracing};
 use fleetdesk_tickets::{Dependencies, TicketsConfig};
 use fleetdesk_web::config::Settings;

@@ -1,5 +1,9 @@
 //! The vault as its own process (microservice deployments).
 
+// mimalloc, as in the gateway and the one binary (services/fleetdesk/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use fleetdesk_telemetry::{LogFormat, init_tracing};
 use fleetdesk_vault::{Dependencies, VaultConfig};
 use fleetdesk_web::config::Settings;
