@@ -1,229 +1,253 @@
 //! [`Gather`]: concurrent writes of one kind sent to PostgreSQL as one statement (group
-//! commit), or concurrent reads of one kind as one query.
+//! commit), or concurrent reads of one kind as one query, by a thread of their own.
 //!
 //! A write that is its own statement outside a transaction ([`crate::one_statement`]) commits
 //! by itself: a round trip, an executor set-up that opens and locks the table and each of its
-//! indexes, and a commit record flushed to the WAL. Writes that arrive while one is running
-//! wait for it and then go as the next statement, all together, on the connection of the one
-//! that goes first; the others' connections wait idle meanwhile. Nothing waits for company:
-//! a write that finds none running goes at once, so a lone write costs what it did.
+//! indexes, and a commit record flushed to the WAL. Writes that arrive while one statement is
+//! running wait for it and then go as the next statement, all together. Nothing waits for
+//! company: a write that finds none running goes at once, so a lone write costs what it did.
+//!
+//! The statements are sent by the gather's own thread, on a pooled connection it takes for
+//! each, and a caller awaits its answer without holding a thread or a connection. So a write
+//! costs its caller one hand-over and one wake-up, where a caller on the blocking pool paid a
+//! thread of its own, a wait for the statement (on the socket, or on the others' condition
+//! variable, woken with all of them) and a wake-up to get back: on 2 cores, 8 concurrent
+//! ticket creates switched threads 10–11 times each, and a third of that service's CPU time
+//! went to switching.
 //!
 //! A gathered statement commits all of its writes or none. If it fails, each write is tried
-//! again alone, by its own caller on its own connection, so only the write at fault fails.
+//! again alone, so only the write at fault fails (unless no connection could be had: then
+//! they all fail at once, as each would alone).
 //!
-//! Reads gather the same way ([`Gather::run`], each answered with its own value): a read is a
-//! round trip, and a trip through PostgreSQL's executor, whatever it finds.
+//! Reads gather the same way (each answered with its own value): a read is a round trip, and
+//! a trip through PostgreSQL's executor, whatever it finds.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use diesel::QueryResult;
-use diesel::result::Error;
+use tokio::sync::oneshot;
+
+use crate::error::StoreError;
+use crate::pool::Db;
 
 /// The most writes one statement carries.
 pub const MOST: usize = 64;
 
-/// Writes (or reads) of one kind (`T`) waiting to go together, each answered with an `R`.
+/// What sends a statement of several items, answering each in order.
+type Statement<T, R> = Box<dyn Fn(&[T]) -> Result<Vec<R>, StoreError> + Send + Sync>;
+
+/// Writes (or reads) of one kind (`T`) going together, each answered with an `R`. Dropping
+/// it lets its thread send what is still waiting, then end.
 pub struct Gather<T, R = ()> {
+    shared: Arc<Shared<T, R>>,
+}
+
+struct Shared<T, R> {
     /// What the writes are (the `writes` label of `db_gathered_statements_total` and
     /// `db_gathered_writes_total`).
     name: &'static str,
+    send: Statement<T, R>,
     state: Mutex<State<T, R>>,
-    settled: Condvar,
+    /// The thread waits here for work.
+    ready: Condvar,
     statements: AtomicU64,
     writes: AtomicU64,
 }
 
 struct State<T, R> {
-    /// Writes waiting for a statement, with their callers' numbers.
-    queue: Vec<(u64, T)>,
-    /// Whether a gathered statement is running.
-    writing: bool,
-    /// The next caller's number.
-    next: u64,
-    /// What became of writes that went, by caller.
-    settled: HashMap<u64, Outcome<T, R>>,
+    /// Writes waiting for a statement, with where their answers go.
+    queue: VecDeque<(T, oneshot::Sender<Result<R, StoreError>>)>,
+    /// Whether the thread has been started (it runs until the gather is dropped).
+    started: bool,
+    /// Whether the thread is waiting for work (and so must be woken for it).
+    idle: bool,
+    /// Whether the gather was dropped.
+    closed: bool,
+    /// Writes taken by the thread and not yet answered.
+    sending: usize,
 }
 
-enum Outcome<T, R> {
-    /// Committed with the rest of its statement (or read by it), with its answer.
-    Written(R),
-    /// Its statement (of more than one write) failed: to be tried alone.
-    Alone(T),
-    /// It went alone and failed.
-    Failed(Error),
-}
-
-impl<T, R> Gather<T, R> {
-    /// Nothing waiting yet for writes of kind `name`.
-    pub fn new(name: &'static str) -> Self {
+impl<T: Send + 'static, R: Send + 'static> Gather<T, R> {
+    /// Writes of kind `name` sent by `send`, which must send the items it is given (at most
+    /// [`MOST`], in the order they came) as one statement outside a transaction and answer
+    /// each in order. Its thread starts with the first write.
+    pub fn new<F>(name: &'static str, send: F) -> Self
+    where
+        F: Fn(&[T]) -> Result<Vec<R>, StoreError> + Send + Sync + 'static,
+    {
         Self {
-            name,
-            state: Mutex::new(State {
-                queue: Vec::new(),
-                writing: false,
-                next: 0,
-                settled: HashMap::new(),
+            shared: Arc::new(Shared {
+                name,
+                send: Box::new(send),
+                state: Mutex::new(State {
+                    queue: VecDeque::new(),
+                    started: false,
+                    idle: false,
+                    closed: false,
+                    sending: 0,
+                }),
+                ready: Condvar::new(),
+                statements: AtomicU64::new(0),
+                writes: AtomicU64::new(0),
             }),
-            settled: Condvar::new(),
-            statements: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T, R>> {
-        // A panic while the lock was held cannot leave the state half-changed (see `Leading`).
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// [`Gather::new`] for statements sent to `db` (PostgreSQL) by `send`, on a connection
+    /// taken from its pool for each ([`Db::with_postgres`]).
+    pub fn postgres(
+        name: &'static str,
+        db: &Db,
+        send: fn(&mut diesel::PgConnection, &[T]) -> QueryResult<Vec<R>>,
+    ) -> Self {
+        let db = db.clone();
+        Self::new(name, move |items| db.with_postgres(|c| send(c, items)))
+    }
+
+    /// Sends `item` with whatever others are waiting, and returns its answer once its
+    /// statement has run (a write's, once it is committed), or its failure.
+    pub async fn run(&self, item: T) -> Result<R, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = self.shared.lock();
+            if !state.started {
+                let shared = self.shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("gather-{}", self.shared.name))
+                    .spawn(move || shared.serve())
+                    .map_err(|e| StoreError::Unavailable(format!("no thread to send: {e}")))?;
+                state.started = true;
+            }
+            state.queue.push_back((item, tx));
+            if state.idle {
+                state.idle = false;
+                self.shared.ready.notify_one();
+            }
+        }
+        rx.await.unwrap_or(Err(StoreError::TaskFailed))
     }
 
     /// Statements sent so far, and the writes they carried (those retried alone count twice).
     pub fn counts(&self) -> (u64, u64) {
         (
-            self.statements.load(Ordering::Relaxed),
-            self.writes.load(Ordering::Relaxed),
+            self.shared.statements.load(Ordering::Relaxed),
+            self.shared.writes.load(Ordering::Relaxed),
         )
     }
 
-    /// Writes waiting for a statement.
-    pub fn waiting(&self) -> usize {
-        self.lock().queue.len()
+    /// Writes waiting for a statement, and writes in the statement being sent.
+    pub fn waiting(&self) -> (usize, usize) {
+        let state = self.shared.lock();
+        (state.queue.len(), state.sending)
+    }
+}
+
+impl<T, R> Drop for Gather<T, R> {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_one();
+    }
+}
+
+impl<T, R> Shared<T, R> {
+    fn lock(&self) -> MutexGuard<'_, State<T, R>> {
+        // Nothing panics while the lock is held.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends `item` with whatever others are waiting, by `write` (which must send them as one
-    /// statement outside a transaction, on the connection it is given, and answer each in
-    /// order), and returns `item`'s answer once it is committed, or its failure. `write` gets
-    /// at most [`MOST`] items, in the order they arrived.
-    pub fn run<C, F>(&self, conn: &mut C, item: T, write: F) -> QueryResult<R>
-    where
-        F: Fn(&mut C, &[T]) -> QueryResult<Vec<R>>,
-    {
+    /// The thread: sends what waits, a statement at a time, until the gather is dropped and
+    /// nothing waits.
+    fn serve(&self) {
         let mut state = self.lock();
-        let me = state.next;
-        state.next += 1;
-        state.queue.push((me, item));
         loop {
-            if let Some(outcome) = state.settled.remove(&me) {
-                drop(state);
-                return match outcome {
-                    Outcome::Written(answer) => Ok(answer),
-                    Outcome::Failed(e) => Err(e),
-                    Outcome::Alone(item) => {
-                        self.sent(1);
-                        let mut answers = answered(write(conn, std::slice::from_ref(&item)), 1)?;
-                        Ok(answers.remove(0))
-                    }
-                };
-            }
-            if state.writing {
+            if state.queue.is_empty() {
+                if state.closed {
+                    return;
+                }
+                state.idle = true;
                 state = self
-                    .settled
+                    .ready
                     .wait(state)
                     .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
-            // Nobody is writing: this caller sends what waits (its own write among it, unless
-            // more than a statement's worth arrived before it).
-            state.writing = true;
             let n = state.queue.len().min(MOST);
-            let (callers, items): (Vec<u64>, Vec<T>) = state.queue.drain(..n).unzip();
+            let (items, answers): (Vec<T>, Vec<_>) = state.queue.drain(..n).unzip();
+            state.sending = n;
             drop(state);
-            let mut leading = Leading {
-                gather: self,
-                me,
-                callers,
-                done: false,
-            };
-            self.sent(items.len());
-            let result = answered(write(conn, &items), items.len());
-            leading.done = true;
+            self.send_all(items, answers);
             state = self.lock();
-            state.writing = false;
-            let callers = std::mem::take(&mut leading.callers);
-            match result {
-                Ok(answers) => {
-                    for (caller, answer) in callers.into_iter().zip(answers) {
-                        state.settled.insert(caller, Outcome::Written(answer));
-                    }
-                }
-                Err(e) if items.len() == 1 => {
-                    state.settled.insert(callers[0], Outcome::Failed(e));
-                }
-                Err(_) => {
-                    for (caller, item) in callers.into_iter().zip(items) {
-                        state.settled.insert(caller, Outcome::Alone(item));
-                    }
+            state.sending = 0;
+        }
+    }
+
+    /// Sends `items` as one statement and answers each; if that fails, sends each alone.
+    fn send_all(&self, items: Vec<T>, answers: Vec<oneshot::Sender<Result<R, StoreError>>>) {
+        match self.send(&items) {
+            Ok(results) => {
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(Ok(result));
                 }
             }
-            self.settled.notify_all();
+            // A statement failed: one of its writes may be at fault.
+            Err(StoreError::NotFound | StoreError::Conflict(_) | StoreError::Query(_))
+                if items.len() > 1 =>
+            {
+                for (item, answer) in items.into_iter().zip(answers) {
+                    let result = self
+                        .send(std::slice::from_ref(&item))
+                        .map(|mut r| r.remove(0));
+                    let _ = answer.send(result);
+                }
+            }
+            // Alone, each would fail the same way: no connection, or a panic.
+            Err(e) => {
+                let mut answers = answers.into_iter();
+                let first = answers.next();
+                for answer in answers {
+                    let _ = answer.send(Err(match &e {
+                        StoreError::Unavailable(why) => StoreError::Unavailable(why.clone()),
+                        StoreError::Setup(why) => StoreError::Setup(why.clone()),
+                        _ => StoreError::TaskFailed,
+                    }));
+                }
+                if let Some(answer) = first {
+                    let _ = answer.send(Err(e));
+                }
+            }
         }
     }
-}
 
-impl<T> Gather<T> {
-    /// [`Gather::run`] for writes that answer nothing but success.
-    pub fn write<C, F>(&self, conn: &mut C, item: T, write: F) -> QueryResult<()>
-    where
-        F: Fn(&mut C, &[T]) -> QueryResult<()>,
-    {
-        self.run(conn, item, |c, items| {
-            write(c, items).map(|()| vec![(); items.len()])
-        })
-    }
-}
-
-/// `result`, unless it answers other than `n` items.
-fn answered<R>(result: QueryResult<Vec<R>>, n: usize) -> QueryResult<Vec<R>> {
-    match result {
-        Ok(answers) if answers.len() != n => Err(Error::QueryBuilderError(
-            format!("{} answers for {n} gathered items", answers.len()).into(),
-        )),
-        other => other,
-    }
-}
-
-impl<T, R> Gather<T, R> {
-    fn sent(&self, writes: usize) {
+    /// One statement: its answers, exactly one per item, or its failure (a panic in `send`
+    /// is [`StoreError::TaskFailed`]).
+    fn send(&self, items: &[T]) -> Result<Vec<R>, StoreError> {
         self.statements.fetch_add(1, Ordering::Relaxed);
-        self.writes.fetch_add(writes as u64, Ordering::Relaxed);
+        self.writes.fetch_add(items.len() as u64, Ordering::Relaxed);
         metrics::counter!("db_gathered_statements_total", "writes" => self.name).increment(1);
         metrics::counter!("db_gathered_writes_total", "writes" => self.name)
-            .increment(writes as u64);
-    }
-}
-
-/// The callers of a statement being written: if writing it panics, they are told it failed
-/// and another may lead, rather than waiting for ever.
-struct Leading<'g, T, R> {
-    gather: &'g Gather<T, R>,
-    /// The caller writing it, whose panic goes on up.
-    me: u64,
-    callers: Vec<u64>,
-    done: bool,
-}
-
-impl<T, R> Drop for Leading<'_, T, R> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
+            .increment(items.len() as u64);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (self.send)(items))) {
+            Ok(Ok(answers)) if answers.len() == items.len() => Ok(answers),
+            Ok(Ok(answers)) => Err(StoreError::Query(diesel::result::Error::QueryBuilderError(
+                format!(
+                    "{} answers for {} gathered items",
+                    answers.len(),
+                    items.len()
+                )
+                .into(),
+            ))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::TaskFailed),
         }
-        let mut state = self.gather.lock();
-        state.writing = false;
-        for caller in self.callers.drain(..).filter(|c| *c != self.me) {
-            state.settled.insert(
-                caller,
-                Outcome::Failed(Error::QueryBuilderError(
-                    "the statement carrying this write panicked".into(),
-                )),
-            );
-        }
-        self.gather.settled.notify_all();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, mpsc};
+    use std::sync::mpsc;
     use std::thread;
     use std::time::{Duration, Instant};
 
@@ -231,150 +255,155 @@ mod tests {
 
     /// What the statements carried: (the writes, whether it committed).
     type Log = Arc<Mutex<Vec<(Vec<u32>, bool)>>>;
-    /// Holds the first write's statement until the test opens it.
-    type Gate = Arc<Mutex<Option<mpsc::Receiver<()>>>>;
 
-    fn wait_until(what: &str, f: impl Fn() -> bool) {
+    async fn wait_until(what: &str, f: impl Fn() -> bool) {
         let started = Instant::now();
         while !f() {
             assert!(started.elapsed() < Duration::from_secs(10), "{what}");
-            thread::sleep(Duration::from_millis(1));
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
-    /// Starts a writer of `item` whose statements are logged in `log`; one carrying `bad`
-    /// fails; the first statement waits for a word on `gate`.
-    fn writer(
-        gather: &Arc<Gather<u32>>,
-        log: &Log,
-        gate: &Gate,
-        item: u32,
-        bad: u32,
-    ) -> thread::JoinHandle<QueryResult<()>> {
-        let (gather, log, gate) = (gather.clone(), log.clone(), gate.clone());
-        thread::spawn(move || {
-            gather.write(&mut (), item, |_, items| {
-                pass(&gate);
-                let ok = !items.contains(&bad);
-                log.lock().unwrap().push((items.to_vec(), ok));
-                if ok { Ok(()) } else { Err(Error::NotFound) }
-            })
-        })
-    }
-
-    /// A gate the first statement waits at, and what opens it.
-    fn gate() -> (Gate, mpsc::Sender<()>) {
+    /// A gather whose statements are logged; one carrying `bad` fails as a statement does,
+    /// and the first waits for a word on the returned sender.
+    fn gather(bad: u32) -> (Arc<Gather<u32, u32>>, Log, mpsc::Sender<()>) {
+        let log = Log::default();
         let (open, gate) = mpsc::channel();
-        (Arc::new(Mutex::new(Some(gate))), open)
-    }
-
-    /// Waits at `gate` if this is the first statement through it.
-    fn pass(gate: &Gate) {
-        // Taken first: the lock must not be held while waiting.
-        let first = gate.lock().unwrap().take();
-        if let Some(gate) = first {
-            gate.recv().unwrap();
-        }
-    }
-
-    fn setup() -> (Arc<Gather<u32>>, Log, Gate, mpsc::Sender<()>) {
-        let (gate, open) = gate();
-        (Arc::new(Gather::new("test")), Log::default(), gate, open)
-    }
-
-    #[test]
-    fn writes_arriving_while_one_runs_go_together_next() {
-        let (gather, log, gate, open) = setup();
-        let first = writer(&gather, &log, &gate, 1, 0);
-        wait_until("the first write leads", || {
-            gather.waiting() == 0 && gate.lock().unwrap().is_none()
+        let gate = Mutex::new(Some(gate));
+        let logged = log.clone();
+        let gather = Gather::new("test", move |items: &[u32]| {
+            // Taken first: the lock must not be held while waiting.
+            let first = gate.lock().unwrap().take();
+            if let Some(gate) = first {
+                gate.recv().unwrap();
+            }
+            let ok = !items.contains(&bad);
+            logged.lock().unwrap().push((items.to_vec(), ok));
+            if ok {
+                Ok(items.iter().map(|i| i * 10).collect())
+            } else {
+                Err(StoreError::Query(diesel::result::Error::NotFound))
+            }
         });
-        let rest: Vec<_> = (2..=4)
-            .map(|i| writer(&gather, &log, &gate, i, 0))
-            .collect();
-        wait_until("three writes wait", || gather.waiting() == 3);
+        (Arc::new(gather), log, open)
+    }
+
+    fn send(
+        gather: &Arc<Gather<u32, u32>>,
+        item: u32,
+    ) -> tokio::task::JoinHandle<Result<u32, StoreError>> {
+        let gather = gather.clone();
+        tokio::spawn(async move { gather.run(item).await })
+    }
+
+    #[tokio::test]
+    async fn writes_arriving_while_one_runs_go_together_next_each_with_its_answer() {
+        let (gather, log, open) = gather(0);
+        let first = send(&gather, 1);
+        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
+        let rest: Vec<_> = (2..=4).map(|i| (i, send(&gather, i))).collect();
+        wait_until("three writes wait", || gather.waiting() == (3, 1)).await;
         open.send(()).unwrap();
-        first.join().unwrap().unwrap();
-        for w in rest {
-            w.join().unwrap().unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        for (i, w) in rest {
+            assert_eq!(w.await.unwrap().unwrap(), i * 10);
         }
         let log = log.lock().unwrap().clone();
-        assert_eq!(log.len(), 2, "{log:?}");
-        assert_eq!(log[0], (vec![1], true));
-        let mut second = log[1].0.clone();
-        second.sort_unstable();
-        assert_eq!(second, vec![2, 3, 4]);
+        assert_eq!(log, vec![(vec![1], true), (vec![2, 3, 4], true)]);
         assert_eq!(gather.counts(), (2, 4));
     }
 
-    #[test]
-    fn a_failed_statement_is_retried_write_by_write_so_only_the_bad_one_fails() {
-        let (gather, log, gate, open) = setup();
-        let first = writer(&gather, &log, &gate, 1, 3);
-        wait_until("the first write leads", || gate.lock().unwrap().is_none());
-        let rest: Vec<_> = (2..=4)
-            .map(|i| (i, writer(&gather, &log, &gate, i, 3)))
-            .collect();
-        wait_until("three writes wait", || gather.waiting() == 3);
+    #[tokio::test]
+    async fn a_failed_statement_is_retried_write_by_write_so_only_the_bad_one_fails() {
+        let (gather, log, open) = gather(3);
+        let first = send(&gather, 1);
+        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
+        let rest: Vec<_> = (2..=4).map(|i| (i, send(&gather, i))).collect();
+        wait_until("three writes wait", || gather.waiting() == (3, 1)).await;
         open.send(()).unwrap();
-        first.join().unwrap().unwrap();
+        first.await.unwrap().unwrap();
         for (i, w) in rest {
-            let result = w.join().unwrap();
+            let result = w.await.unwrap();
             assert_eq!(result.is_ok(), i != 3, "write {i}: {result:?}");
         }
         let log = log.lock().unwrap().clone();
         // The first alone; the three together, failing; then each alone.
-        assert_eq!(log.len(), 5, "{log:?}");
-        assert!(!log[1].1 && log[1].0.len() == 3, "{log:?}");
-        let mut alone: Vec<_> = log[2..].to_vec();
-        alone.sort();
         assert_eq!(
-            alone,
-            vec![(vec![2], true), (vec![3], false), (vec![4], true)]
+            log,
+            vec![
+                (vec![1], true),
+                (vec![2, 3, 4], false),
+                (vec![2], true),
+                (vec![3], false),
+                (vec![4], true)
+            ]
         );
     }
 
-    #[test]
-    fn gathered_reads_get_each_its_own_answer() {
-        let gather = Arc::new(Gather::<u32, u32>::new("test"));
-        let (gate, open) = gate();
-        let sizes = Arc::new(Mutex::new(Vec::new()));
-        let reader = |item: u32| {
-            let (gather, gate, sizes) = (gather.clone(), gate.clone(), sizes.clone());
-            thread::spawn(move || {
-                gather.run(&mut (), item, |_, items| {
-                    pass(&gate);
-                    sizes.lock().unwrap().push(items.len());
-                    Ok(items.iter().map(|i| i * 10).collect())
-                })
-            })
+    #[tokio::test]
+    async fn without_a_connection_every_write_fails_at_once_and_none_is_retried() {
+        let sent = Arc::new(AtomicU64::new(0));
+        let counted = sent.clone();
+        let (open, gate) = mpsc::channel::<()>();
+        let gate = Mutex::new(gate);
+        let gather = Arc::new(Gather::new(
+            "test",
+            move |_: &[u32]| -> Result<Vec<()>, _> {
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    gate.lock().unwrap().recv().unwrap();
+                }
+                Err(StoreError::Unavailable("no connection".into()))
+            },
+        ));
+        let run = |i| {
+            let gather = gather.clone();
+            tokio::spawn(async move { gather.run(i).await })
         };
-        let first = reader(1);
-        wait_until("the first read leads", || gate.lock().unwrap().is_none());
-        let rest: Vec<_> = (2..=4).map(|i| (i, reader(i))).collect();
-        wait_until("three reads wait", || gather.waiting() == 3);
+        let first = run(1);
+        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
+        let rest: Vec<_> = (2..=4).map(run).collect();
+        wait_until("three writes wait", || gather.waiting() == (3, 1)).await;
         open.send(()).unwrap();
-        assert_eq!(first.join().unwrap().unwrap(), 10);
-        for (i, r) in rest {
-            assert_eq!(r.join().unwrap().unwrap(), i * 10);
+        for w in std::iter::once(first).chain(rest) {
+            assert!(matches!(w.await.unwrap(), Err(StoreError::Unavailable(_))));
         }
-        assert_eq!(*sizes.lock().unwrap(), vec![1, 3]);
-        // A statement that answers too few fails rather than leaving a caller without one.
-        let short = gather.run(&mut (), 5, |_, _| Ok(Vec::new()));
-        assert!(short.is_err());
+        assert_eq!(sent.load(Ordering::SeqCst), 2);
     }
 
-    #[test]
-    fn a_panicking_statement_fails_its_writes_and_the_next_write_goes() {
-        let gather = Arc::new(Gather::<u32>::new("test"));
-        let g = gather.clone();
-        let panicked = thread::spawn(move || g.write(&mut (), 1, |_, _| panic!("boom"))).join();
-        assert!(panicked.is_err());
-        gather
-            .write(&mut (), 2, |_, items| {
-                assert_eq!(items, &[2]);
-                Ok(())
-            })
-            .unwrap();
+    #[tokio::test]
+    async fn a_statement_answering_too_few_or_panicking_fails_its_writes_and_the_next_goes() {
+        let gather = Gather::new("test", |items: &[u32]| match items {
+            [1] => Ok(Vec::new()),
+            [2] => panic!("boom"),
+            _ => Ok(vec![7; items.len()]),
+        });
+        assert!(matches!(gather.run(1).await, Err(StoreError::Query(_))));
+        assert!(matches!(gather.run(2).await, Err(StoreError::TaskFailed)));
+        assert_eq!(gather.run(3).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_gather_sends_what_waits_then_its_thread_ends() {
+        let (gather, log, open) = gather(0);
+        let first = send(&gather, 1);
+        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
+        let second = send(&gather, 2);
+        wait_until("a write waits", || gather.waiting() == (1, 1)).await;
+        let shared = Arc::downgrade(&gather.shared);
+        // The tasks hold the gather too: it is dropped once both have their answers.
+        drop(gather);
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        assert_eq!(second.await.unwrap().unwrap(), 20);
+        assert_eq!(log.lock().unwrap().len(), 2);
+        // The thread let go of what it shares with the gather: it has ended.
+        let started = Instant::now();
+        while shared.upgrade().is_some() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the thread still runs"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 }

@@ -98,13 +98,6 @@ pub fn insertions<'a>(messages: &'a [NewMessage<'a>]) -> crate::Unnest<'a> {
         .ts("created_at", messages, |m| m.created_at)
 }
 
-/// Records that outbox rows were written on this thread's behalf by another (a gathered
-/// statement, [`crate::Gather`]), so that this process's relay is woken when this thread's
-/// write is done.
-pub fn written_elsewhere() {
-    PENDING.with(|p| p.set(true));
-}
-
 #[allow(clippy::type_complexity)]
 fn values<'a>(
     message: &NewMessage<'a>,

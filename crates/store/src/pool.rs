@@ -197,6 +197,43 @@ impl Db {
         }
     }
 
+    /// Runs `f` on this thread (one of its own, not a runtime's or the blocking pool's) with
+    /// a PostgreSQL connection from the pool, waiting at most the acquire timeout for one: what
+    /// [`crate::Gather::postgres`] sends its statements through. `f`'s one write commits by
+    /// itself ([`crate::one_statement`]); outbox rows it wrote wake the relay.
+    pub fn with_postgres<T>(
+        &self,
+        f: impl FnOnce(&mut diesel::PgConnection) -> diesel::QueryResult<T>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let mut conn = self
+            .pool
+            .get_timeout(self.options.acquire_timeout)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        metrics::histogram!("db_acquire_seconds", "db" => self.name)
+            .record(started.elapsed().as_secs_f64());
+        crate::conn::take_dead();
+        let result = match &mut *conn {
+            DbConn::Pg(c) => {
+                crate::outbox::begin_transaction();
+                let result = f(c);
+                crate::outbox::end_transaction(result.is_ok());
+                result.map_err(StoreError::from)
+            }
+            DbConn::Sqlite(_) => Err(StoreError::Setup(
+                "a statement sent by a gather needs PostgreSQL".into(),
+            )),
+        };
+        if crate::outbox::take_committed() {
+            self.written.notify_waiters();
+        }
+        drop(conn);
+        if crate::conn::take_dead() {
+            sweep(&self.pool, self.name);
+        }
+        result
+    }
+
     /// [`Db::run`] inside one transaction ([`crate::transaction`]: `BEGIN IMMEDIATE` on SQLite).
     pub async fn transaction<T, E, F>(&self, f: F) -> Result<T, E>
     where

@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use chrono::{Duration, NaiveDateTime};
-use fleetdesk_store::{Backend, DbConn, StoreError};
+use fleetdesk_store::{DbConn, StoreError};
 use fleetdesk_web::error::ErrorKind;
 use fleetdesk_web::{ApiError, Caller};
 use serde::Serialize;
@@ -72,7 +72,7 @@ impl Created {
         })
     }
 
-    fn respond(self, replayed: bool) -> HttpResponse {
+    pub fn respond(self, replayed: bool) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         if replayed {
             response.insert_header(("idempotent-replayed", "true"));
@@ -98,59 +98,21 @@ fn replay(row: &IdempotencyRow, hash: &str) -> Result<Created, ApiError> {
     })
 }
 
-/// What a create writes, which says whether it needs a transaction of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Writes {
-    /// Several statements: a transaction.
-    Many,
-    /// On PostgreSQL one statement, its last step: without a key it runs outside a
-    /// transaction there ([`fleetdesk_store::one_statement`]), two round trips fewer.
-    OneStatement,
-}
-
-/// How a create's write commits, which `once` tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Commits {
-    /// By itself, outside a transaction (PostgreSQL, [`Writes::OneStatement`] and no key): it
-    /// may go with other creates' ([`fleetdesk_store::Gather`]).
-    ByItself,
-    /// With the transaction `create` runs in.
-    WithTransaction,
-}
-
-/// Runs `create` (in a transaction unless [`Writes::OneStatement`] and no key), once per key:
-/// the first response is remembered with it, in the same transaction, and a retry gets that
-/// response (with `Idempotent-Replayed: true`).
+/// Runs `create` in a transaction, once per key: the first response is remembered with it,
+/// in the same transaction, and a retry gets that response (with `Idempotent-Replayed: true`).
 pub async fn once<F>(
     state: &AppState,
     caller: &Caller,
     key: IdempotencyKey,
     route: &'static str,
     request: &impl Serialize,
-    writes: Writes,
     create: F,
 ) -> Result<HttpResponse, ApiError>
 where
-    F: Fn(&mut DbConn, Commits) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
+    F: Fn(&mut DbConn) -> Result<Created, ApiError> + Send + Sync + Clone + 'static,
 {
     let Some(key) = key.0 else {
-        let created = if writes == Writes::OneStatement {
-            state
-                .db
-                .run(move |conn| {
-                    let commits = match conn.backend() {
-                        Backend::Postgres => Commits::ByItself,
-                        Backend::Sqlite => Commits::WithTransaction,
-                    };
-                    fleetdesk_store::one_statement(conn, |conn| create(conn, commits))
-                })
-                .await?
-        } else {
-            state
-                .db
-                .transaction(move |conn| create(conn, Commits::WithTransaction))
-                .await?
-        };
+        let created = state.db.transaction(create).await?;
         return Ok(created.respond(false));
     };
     let hash = fingerprint(route, request)?;
@@ -173,7 +135,7 @@ where
                 if let Some(row) = idempotency::find(conn, &tenant, &who, &key, since)? {
                     return replay(&row, &hash).map(|c| (c, true));
                 }
-                let created = create(conn, Commits::WithTransaction)?;
+                let created = create(conn)?;
                 idempotency::insert(
                     conn,
                     &IdempotencyRow {

@@ -116,6 +116,7 @@ pub async fn prepare(config: TicketsConfig, deps: Dependencies) -> anyhow::Resul
         .bus
         .clone()
         .unwrap_or_else(|| config.bus.connect(SERVICE, &db));
+    let creates = Arc::new(store::tickets::Creates::new(&db));
     Ok(AppState {
         db,
         config: Arc::new(config),
@@ -123,7 +124,7 @@ pub async fn prepare(config: TicketsConfig, deps: Dependencies) -> anyhow::Resul
         clock: deps.clock,
         bus,
         http,
-        creates: Arc::default(),
+        creates,
     })
 }
 

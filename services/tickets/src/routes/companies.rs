@@ -18,7 +18,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::search_text;
 use crate::AppState;
 use crate::domain::fields;
-use crate::idempotency::{self, Created, IdempotencyKey, Writes};
+use crate::idempotency::{self, Created, IdempotencyKey};
 use crate::store::companies::{self, CompanyChanges, CompanyRow};
 use crate::store::{list_from_json, list_to_json};
 use crate::views::CompanyView;
@@ -221,8 +221,7 @@ async fn create_company(
         key,
         "POST /companies",
         &body,
-        Writes::Many,
-        move |conn, _| {
+        move |conn| {
             if companies::identifier_taken(conn, &tenant, &identifier, None)? {
                 return Err(ApiError::conflict(
                     "company_identifier_taken",

@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::domain::fields;
 use crate::domain::sla::Policy;
 use crate::domain::triage::{self, RuleSet};
-use crate::idempotency::{self, Created, IdempotencyKey, Writes};
+use crate::idempotency::{self, Created, IdempotencyKey};
 use crate::store::products::{self, ProductChanges, ProductRow};
 use crate::triage::rules_of;
 use crate::views::{Channels, ProductView};
@@ -181,54 +181,46 @@ async fn create_product(
     let now = state.clock.now().naive_utc();
     let tenant = caller.tenant_id.clone();
     let (assignee, lead) = (body.default_assignee_id.clone(), body.lead_id.clone());
-    idempotency::once(
-        &state,
-        &caller,
-        key,
-        "POST /products",
-        &body,
-        Writes::Many,
-        move |conn, _| {
-            if products::key_taken(conn, &tenant, &product_key)? {
-                return Err(ApiError::conflict(
-                    "product_key_taken",
-                    format!("a product with key {product_key} exists"),
-                ));
-            }
-            if let Some(a) = &assignee {
-                ensure_agent(conn, &tenant, a, "defaultAssigneeId")?;
-            }
-            if let Some(l) = &lead {
-                ensure_agent(conn, &tenant, l, "leadId")?;
-            }
-            let row = ProductRow {
-                id: new_id(),
-                tenant_id: tenant.clone(),
-                key: product_key.clone(),
-                name: name.clone(),
-                description: description.clone(),
-                channels: channels.clone(),
-                default_assignee_id: assignee.clone(),
-                lead_id: lead.clone(),
-                sla_policy: policy.clone(),
-                triage_rules: None,
-                triage_rules_version: 0,
-                status: "active".into(),
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
-            products::insert(conn, &row)?;
-            emit(
-                conn,
-                &origin,
-                &ev::ProductCreated {
-                    product: state_of(&row),
-                },
-            )?;
-            Created::new(StatusCode::CREATED, &ProductView::from(row))
-        },
-    )
+    idempotency::once(&state, &caller, key, "POST /products", &body, move |conn| {
+        if products::key_taken(conn, &tenant, &product_key)? {
+            return Err(ApiError::conflict(
+                "product_key_taken",
+                format!("a product with key {product_key} exists"),
+            ));
+        }
+        if let Some(a) = &assignee {
+            ensure_agent(conn, &tenant, a, "defaultAssigneeId")?;
+        }
+        if let Some(l) = &lead {
+            ensure_agent(conn, &tenant, l, "leadId")?;
+        }
+        let row = ProductRow {
+            id: new_id(),
+            tenant_id: tenant.clone(),
+            key: product_key.clone(),
+            name: name.clone(),
+            description: description.clone(),
+            channels: channels.clone(),
+            default_assignee_id: assignee.clone(),
+            lead_id: lead.clone(),
+            sla_policy: policy.clone(),
+            triage_rules: None,
+            triage_rules_version: 0,
+            status: "active".into(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        products::insert(conn, &row)?;
+        emit(
+            conn,
+            &origin,
+            &ev::ProductCreated {
+                product: state_of(&row),
+            },
+        )?;
+        Created::new(StatusCode::CREATED, &ProductView::from(row))
+    })
     .await
 }
 

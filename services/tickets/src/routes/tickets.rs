@@ -1,14 +1,16 @@
 //! Tickets: raising (with triage and the SLA clock), reading, listing and searching,
 //! editing and deleting.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Path};
 use actix_web::{HttpResponse, delete, get, patch, post};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use fleetdesk_auth::permissions::perm;
 use fleetdesk_events::tickets as ev;
-use fleetdesk_events::{Outgoing, emit};
-use fleetdesk_store::{DbConn, new_id};
+use fleetdesk_events::{Origin, Outgoing, emit};
+use fleetdesk_store::{Backend, DbConn, new_id};
 use fleetdesk_web::pagination::{Page, Paginated};
 use fleetdesk_web::version::{IfMatch, with_etag};
 use fleetdesk_web::{ApiError, FieldErrors, Json, Query, Require};
@@ -24,7 +26,8 @@ use crate::AppState;
 use crate::domain::fields::{self, Channel, Severity, TicketType};
 use crate::domain::sla::{self, Policy, Progress, SlaClock};
 use crate::domain::status::Status;
-use crate::idempotency::{self, Commits, Created, IdempotencyKey, Writes};
+use crate::domain::triage::Triage;
+use crate::idempotency::{self, Created, IdempotencyKey};
 use crate::store::companies as company_store;
 use crate::store::list_to_json;
 use crate::store::products::ProductRow;
@@ -192,148 +195,190 @@ async fn create_ticket(
         }
         None => None,
     };
-    let tenant = caller.tenant_id.clone();
-    let actor = caller.actor();
-    let origin = caller.origin(state.clock.now());
-    let now = state.clock.now().naive_utc();
+    let draft = Arc::new(Draft {
+        tenant: caller.tenant_id.clone(),
+        actor: caller.actor(),
+        origin: caller.origin(state.clock.now()),
+        now: state.clock.now().naive_utc(),
+        checked,
+        by_model,
+    });
     let company_id = body.company_id.clone();
     let product_id = body.product_id.clone();
-    // One write on PostgreSQL (tickets::insert), last: no transaction needed without a key.
-    let writes = Writes::OneStatement;
-    let creates = state.creates.clone();
-    idempotency::once(
-        &state,
-        &caller,
-        key,
-        "POST /tickets",
-        &body,
-        writes,
-        move |conn, commits| {
-            // Read again here, next to the write: the product may have been archived meanwhile
-            // (a model's answer can take seconds).
-            let domain = checked
-                .requester_email
-                .rsplit('@')
-                .next()
-                .unwrap_or_default();
-            let gathered = (commits == Commits::ByItself).then_some(&*creates);
-            let (product, domain_owner, number) =
-                tickets::for_create(conn, &tenant, &product_id, domain, gathered)?
-                    .ok_or_else(product_routes::product_not_found)?;
-            active(&product)?;
-            let mut triage = match &by_model {
-                Some(t) => t.clone(),
-                None => crate::triage::by_rules(&product, &checked.title, &checked.description),
-            };
-            if let Some(t) = checked.ticket_type {
-                triage
-                    .reasons
-                    .push(format!("type set by the requester: {}", t.as_str()));
+    if key.0.is_none() && state.db.backend() == Backend::Postgres {
+        // Without a key on PostgreSQL the read and the write each go with other creates'
+        // (tickets::Creates), and the write commits by itself.
+        let domain = draft.domain().to_owned();
+        let (product, domain_owner, number) = state
+            .creates
+            .read(&draft.tenant, &product_id, &domain)
+            .await?
+            .ok_or_else(product_routes::product_not_found)?;
+        let company = match company_id {
+            Some(id) => {
+                let tenant = draft.tenant.clone();
+                let found = state
+                    .db
+                    .read(move |conn| Ok::<_, ApiError>(company_store::find(conn, &tenant, &id)?))
+                    .await?;
+                Some(found.ok_or_else(company_not_found)?.id)
             }
-            let severity = Severity::parse(&triage.severity).unwrap_or(Severity::DEFAULT);
-            let ticket_type = checked
-                .ticket_type
-                .map(|t| t.as_str().to_owned())
-                .unwrap_or_else(|| triage.ticket_type.clone());
-            let triage_json = serde_json::to_string(&triage).map_err(ApiError::internal)?;
-            let company = match &company_id {
-                Some(id) => Some(
-                    company_store::find(conn, &tenant, id)?
-                        .ok_or_else(company_not_found)?
-                        .id,
-                ),
-                None => domain_owner,
-            };
-            let policy: Policy = serde_json::from_str(&product.sla_policy)
-                .unwrap_or_else(|_| Policy(Default::default()));
-            let clock = SlaClock::started(now);
-            let dues = sla::dues(&clock, policy.targets(severity), Progress::default());
-            let id = new_id();
-            let row = TicketRow {
-                id: id.clone(),
-                tenant_id: tenant.clone(),
-                number,
-                key: format!("{}-{number}", product.key),
-                product_id: product.id.clone(),
-                title: checked.title.clone(),
-                description: checked.description.clone(),
-                requester_name: checked.requester_name.clone(),
-                requester_email: checked.requester_email.clone(),
-                company_id: company,
-                channel: checked.channel.as_str().to_owned(),
-                ticket_type: ticket_type.clone(),
-                tags: list_to_json(&checked.tags),
-                status: Status::New.as_str().to_owned(),
-                severity_rank: severity.rank(),
-                assignee_id: product.default_assignee_id.clone(),
-                triage: triage_json.clone(),
-                severity_overridden: 0,
-                escalation_level: 0,
-                escalated_to: None,
-                comments_count: 0,
-                first_response_at: None,
-                resolved_at: None,
-                closed_at: None,
-                sla_due_at: dues.next,
-                created_by: actor.clone(),
-                deleted_at: None,
-                deleted_by: None,
-                version: 1,
-                created_at: now,
-                updated_at: now,
-            };
-            let sla_row = SlaRow {
-                ticket_id: id.clone(),
-                tenant_id: tenant.clone(),
-                running_since: clock.running_since,
-                elapsed_seconds: 0,
-                paused_since: None,
-                paused_seconds: 0,
-                first_response_due_at: dues.first_response,
-                resolution_due_at: dues.resolution,
-                first_response_breached_at: None,
-                resolution_breached_at: None,
-                first_response_seconds: None,
-                resolution_seconds: None,
-            };
-            let created = Outgoing::new(
-                &origin,
-                &ev::TicketCreated {
-                    ticket_id: id.clone(),
-                    key: row.key.clone(),
-                    number,
-                    product_id: row.product_id.clone(),
-                    title: row.title.clone(),
-                    status: row.status.clone(),
-                    severity: severity.to_string(),
-                    ticket_type: row.ticket_type.clone(),
-                    channel: row.channel.clone(),
-                    requester_email: row.requester_email.clone(),
-                    company_id: row.company_id.clone(),
-                    assignee_id: row.assignee_id.clone(),
-                    triaged_by: triage
-                        .provenance
-                        .model
-                        .clone()
-                        .unwrap_or_else(|| "rules".into()),
-                },
-            )?;
-            // Made before the write, which must be the last thing that can fail.
-            let created_answer = Created::new(
-                StatusCode::CREATED,
-                &TicketView::detail(row.clone(), &sla_row, now),
-            )?;
-            let new = tickets::NewTicket {
-                row,
-                sla: sla_row,
-                tags: checked.tags.clone(),
-                event: created,
-            };
-            tickets::insert(conn, new, gathered)?;
-            Ok(created_answer)
-        },
-    )
+            None => domain_owner,
+        };
+        let (new, created) = draft.ticket(&product, company, number)?;
+        state.creates.write(new).await?;
+        return Ok(created.respond(false));
+    }
+    // With a key (its response is remembered in the create's transaction), or on SQLite.
+    idempotency::once(&state, &caller, key, "POST /tickets", &body, move |conn| {
+        // Read again here, next to the write: the product may have been archived meanwhile
+        // (a model's answer can take seconds).
+        let (product, domain_owner, number) =
+            tickets::for_create(conn, &draft.tenant, &product_id, draft.domain())?
+                .ok_or_else(product_routes::product_not_found)?;
+        let company = match &company_id {
+            Some(id) => Some(
+                company_store::find(conn, &draft.tenant, id)?
+                    .ok_or_else(company_not_found)?
+                    .id,
+            ),
+            None => domain_owner,
+        };
+        let (new, created) = draft.ticket(&product, company, number)?;
+        tickets::insert(conn, new)?;
+        Ok(created)
+    })
     .await
+}
+
+/// What a create knows before it reads the database: who raises it, when, and what.
+struct Draft {
+    tenant: String,
+    actor: String,
+    origin: Origin,
+    now: NaiveDateTime,
+    checked: CheckedTicket,
+    /// A model's triage, asked before the create's reads (it may take seconds).
+    by_model: Option<Triage>,
+}
+
+impl Draft {
+    /// The requester's email domain, which links the ticket to the company owning it.
+    fn domain(&self) -> &str {
+        self.checked
+            .requester_email
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// The ticket to write, numbered `number`, about `product` (read next to the write),
+    /// triaged, with its SLA clock started and its event; and the response announcing it.
+    fn ticket(
+        &self,
+        product: &ProductRow,
+        company: Option<String>,
+        number: i64,
+    ) -> Result<(tickets::NewTicket, Created), ApiError> {
+        active(product)?;
+        let (checked, now) = (&self.checked, self.now);
+        let mut triage = match &self.by_model {
+            Some(t) => t.clone(),
+            None => crate::triage::by_rules(product, &checked.title, &checked.description),
+        };
+        if let Some(t) = checked.ticket_type {
+            triage
+                .reasons
+                .push(format!("type set by the requester: {}", t.as_str()));
+        }
+        let severity = Severity::parse(&triage.severity).unwrap_or(Severity::DEFAULT);
+        let ticket_type = checked
+            .ticket_type
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_else(|| triage.ticket_type.clone());
+        let triage_json = serde_json::to_string(&triage).map_err(ApiError::internal)?;
+        let policy: Policy = serde_json::from_str(&product.sla_policy)
+            .unwrap_or_else(|_| Policy(Default::default()));
+        let clock = SlaClock::started(now);
+        let dues = sla::dues(&clock, policy.targets(severity), Progress::default());
+        let id = new_id();
+        let row = TicketRow {
+            id: id.clone(),
+            tenant_id: self.tenant.clone(),
+            number,
+            key: format!("{}-{number}", product.key),
+            product_id: product.id.clone(),
+            title: checked.title.clone(),
+            description: checked.description.clone(),
+            requester_name: checked.requester_name.clone(),
+            requester_email: checked.requester_email.clone(),
+            company_id: company,
+            channel: checked.channel.as_str().to_owned(),
+            ticket_type,
+            tags: list_to_json(&checked.tags),
+            status: Status::New.as_str().to_owned(),
+            severity_rank: severity.rank(),
+            assignee_id: product.default_assignee_id.clone(),
+            triage: triage_json,
+            severity_overridden: 0,
+            escalation_level: 0,
+            escalated_to: None,
+            comments_count: 0,
+            first_response_at: None,
+            resolved_at: None,
+            closed_at: None,
+            sla_due_at: dues.next,
+            created_by: self.actor.clone(),
+            deleted_at: None,
+            deleted_by: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let sla_row = SlaRow {
+            ticket_id: id.clone(),
+            tenant_id: self.tenant.clone(),
+            running_since: clock.running_since,
+            elapsed_seconds: 0,
+            paused_since: None,
+            paused_seconds: 0,
+            first_response_due_at: dues.first_response,
+            resolution_due_at: dues.resolution,
+            first_response_breached_at: None,
+            resolution_breached_at: None,
+            first_response_seconds: None,
+            resolution_seconds: None,
+        };
+        let created = Outgoing::new(
+            &self.origin,
+            &ev::TicketCreated {
+                ticket_id: id,
+                key: row.key.clone(),
+                number,
+                product_id: row.product_id.clone(),
+                title: row.title.clone(),
+                status: row.status.clone(),
+                severity: severity.to_string(),
+                ticket_type: row.ticket_type.clone(),
+                channel: row.channel.clone(),
+                requester_email: row.requester_email.clone(),
+                company_id: row.company_id.clone(),
+                assignee_id: row.assignee_id.clone(),
+                triaged_by: triage.provenance.model.unwrap_or_else(|| "rules".into()),
+            },
+        )?;
+        let answer = Created::new(
+            StatusCode::CREATED,
+            &TicketView::detail(row.clone(), &sla_row, now),
+        )?;
+        let new = tickets::NewTicket {
+            row,
+            sla: sla_row,
+            tags: checked.tags.clone(),
+            event: created,
+        };
+        Ok((new, answer))
+    }
 }
 
 /// One ticket, by id or key (`PAY-42`), with triage, SLA state and links.

@@ -6,7 +6,8 @@ use diesel::sql_types::{BigInt, Text};
 use fleetdesk_events::Outgoing;
 use fleetdesk_store::outbox::{self, NewMessage};
 use fleetdesk_store::{
-    Backend, CountRows, Fixed, Gather, MultiBackend, Planned, PreparedIf, Together, Unnest,
+    Backend, CountRows, Db, Fixed, Gather, MultiBackend, Planned, PreparedIf, StoreError, Together,
+    Unnest,
 };
 
 use super::DbConn;
@@ -168,23 +169,45 @@ pub struct NewTicket {
     pub event: Outgoing,
 }
 
-/// Creates that commit by themselves: their reads ([`for_create`]) gathered into one query,
-/// and their writes ([`insert`]) into one statement, while one runs ([`Gather`]).
+/// Creates without a transaction of their own (PostgreSQL, no `Idempotency-Key`): their reads
+/// ([`ForCreate`]) go together as one query, and their writes as one statement that commits
+/// them, each sent by a thread of its own while the creates await it ([`Gather`]).
 pub struct Creates {
     reads: Gather<CreateRead, Option<ForCreate>>,
     writes: Gather<NewTicket>,
 }
 
-impl Default for Creates {
-    fn default() -> Self {
+impl Creates {
+    /// Creates sent to `db` (their threads start with the first create, on PostgreSQL only).
+    pub fn new(db: &Db) -> Self {
         Self {
-            reads: Gather::new("ticket_create_read"),
-            writes: Gather::new("ticket_create"),
+            reads: Gather::postgres("ticket_create_read", db, read_all),
+            writes: Gather::postgres("ticket_create", db, write_all),
         }
     }
-}
 
-impl Creates {
+    /// What a create in `tenant_id` about `product_id` from a requester at `domain` reads
+    /// before it writes ([`ForCreate`]), or `None` if the tenant has no such product. See
+    /// [`for_create`] for the number.
+    pub async fn read(
+        &self,
+        tenant_id: &str,
+        product_id: &str,
+        domain: &str,
+    ) -> Result<Option<ForCreate>, StoreError> {
+        let read = CreateRead {
+            tenant: tenant_id.to_owned(),
+            product: product_id.to_owned(),
+            domain: domain.to_owned(),
+        };
+        self.reads.run(read).await
+    }
+
+    /// Writes and commits a new ticket ([`insert`]) with whatever other creates' writes wait.
+    pub async fn write(&self, new: NewTicket) -> Result<(), StoreError> {
+        self.writes.run(new).await
+    }
+
     /// Write statements sent so far, and the creates they carried.
     pub fn counts(&self) -> (u64, u64) {
         self.writes.counts()
@@ -197,24 +220,17 @@ impl Creates {
 }
 
 /// Writes a new ticket with its SLA clock, its tags and its event. On PostgreSQL they go as
-/// one statement: with [`for_create`], a create is two round trips (read, write; begin and
-/// commit as well when an `Idempotency-Key` needs a transaction) where it was eight, each a
-/// trip through the network stack and PostgreSQL's executor set-up. Given `gathered` (the
-/// write commits by itself, outside a transaction), creates arriving while another's statement
-/// runs go together in the next one: a commit, and the executor's set-up over the tickets
-/// table's fifteen indexes, for all of them. The ticket's first history entry and its clock's
-/// first start are not rows: [`history`] and [`ledger`] read them off the ticket
-/// ([`created_entry`], [`start_entry`]).
-pub fn insert(conn: &mut DbConn, new: NewTicket, gathered: Option<&Creates>) -> QueryResult<()> {
-    match (conn, gathered) {
-        (DbConn::Pg(c), Some(creates)) => {
-            creates.writes.write(c, new, write_all)?;
-            // The relay is woken for rows the statement wrote, whichever thread sent it.
-            outbox::written_elsewhere();
-            Ok(())
-        }
-        (DbConn::Pg(c), None) => write_all(c, std::slice::from_ref(&new)),
-        (conn @ DbConn::Sqlite(_), _) => {
+/// one statement: with [`for_create`], a create is two round trips (read, write) where it was
+/// eight, each a trip through the network stack and PostgreSQL's executor set-up. Through
+/// [`Creates::write`], creates arriving while another's statement runs go together in the
+/// next one: a commit, and the executor's set-up over the tickets table's fifteen indexes,
+/// for all of them. The ticket's first history entry and its clock's first start are not
+/// rows: [`history`] and [`ledger`] read them off the ticket ([`created_entry`],
+/// [`start_entry`]).
+pub fn insert(conn: &mut DbConn, new: NewTicket) -> QueryResult<()> {
+    match conn {
+        DbConn::Pg(c) => write_all(c, std::slice::from_ref(&new)).map(drop),
+        conn @ DbConn::Sqlite(_) => {
             diesel::insert_into(tickets::table)
                 .values(&new.row)
                 .execute(conn)?;
@@ -232,7 +248,7 @@ struct CreateWrite;
 
 /// New tickets, their clocks, tags and events as one statement of one shape however many
 /// (each table's rows as arrays, [`Unnest`]).
-fn write_all(c: &mut diesel::PgConnection, new: &[NewTicket]) -> QueryResult<()> {
+fn write_all(c: &mut diesel::PgConnection, new: &[NewTicket]) -> QueryResult<Vec<()>> {
     let tags: Vec<(&str, &str, &str)> = new
         .iter()
         .flat_map(|t| {
@@ -310,7 +326,7 @@ fn write_all(c: &mut diesel::PgConnection, new: &[NewTicket]) -> QueryResult<()>
             format!("{} tickets written of {}", written.len(), new.len()).into(),
         ));
     }
-    Ok(())
+    Ok(vec![(); new.len()])
 }
 
 /// A ticket's first history entry, `created` (to its key, by its creator, when it was
@@ -364,8 +380,9 @@ pub struct CreateRead {
 }
 
 /// What a create reads before it writes ([`ForCreate`]), or `None` if the tenant has no such
-/// product. One query on PostgreSQL, shared (given `gathered`) by the creates that arrive
-/// while another's runs: under load, a round trip and an executor start-up for several.
+/// product. One query on PostgreSQL ([`read_all`]), which [`Creates::read`] shares among the
+/// creates that arrive while another's runs: under load, a round trip and an executor
+/// start-up for several.
 ///
 /// On PostgreSQL the number comes from the tenant's own sequence (migration `ticket_number`,
 /// made on the tenant's first ticket): `nextval` holds no lock until commit, so creates commit
@@ -377,7 +394,6 @@ pub fn for_create(
     tenant_id: &str,
     product_id: &str,
     domain: &str,
-    gathered: Option<&Creates>,
 ) -> QueryResult<Option<ForCreate>> {
     match conn {
         DbConn::Pg(c) => {
@@ -386,10 +402,7 @@ pub fn for_create(
                 product: product_id.to_owned(),
                 domain: domain.to_owned(),
             };
-            match gathered {
-                Some(creates) => creates.reads.run(c, read, read_all),
-                None => Ok(read_all(c, std::slice::from_ref(&read))?.remove(0)),
-            }
+            Ok(read_all(c, std::slice::from_ref(&read))?.remove(0))
         }
         DbConn::Sqlite(c) => {
             // SQLite has one writer at a time: a counter row is enough. Drawn first, it is

@@ -158,3 +158,37 @@ async fn a_requesters_email_domain_links_the_new_ticket_to_its_company() {
         .await;
     assert_eq!(list.body["pagination"]["total"], 1);
 }
+
+#[tokio::test]
+async fn a_named_company_wins_over_the_domain_and_an_unknown_one_is_a_404_that_writes_nothing() {
+    let app = spawn().await;
+    app.create_company(
+        json!({"name": "Customer", "identifier": "CUST", "emailDomains": ["customer.test"]}),
+    )
+    .await;
+    let other = app
+        .create_company(json!({"name": "Other", "identifier": "OTHER"}))
+        .await;
+    let p = app.create_product("PAY", json!({})).await;
+    let raise = |product: &str, company: &str| {
+        app.http
+            .post("/api/v1/tickets")
+            .bearer(&app.admin)
+            .json(&json!({
+                "productId": product, "companyId": company, "title": "Hello",
+                "description": "Invoices", "channel": "web",
+                "requester": {"name": "Rita", "email": "rita@customer.test"}
+            }))
+            .send()
+    };
+    let pid = p["id"].as_str().unwrap();
+    let named = raise(pid, other["id"].as_str().unwrap()).await;
+    assert_eq!(named.status, 201, "{}", named.text);
+    assert_eq!(named.body["companyId"], other["id"]);
+    assert_eq!(named.body["number"], 1);
+    assert_problem(&raise(pid, "nope").await, 404, "company_not_found");
+    // The product is checked first.
+    assert_problem(&raise("nope", "nope").await, 404, "product_not_found");
+    let list = app.get("/api/v1/tickets").await;
+    assert_eq!(list.body["pagination"]["total"], 1, "{}", list.text);
+}
