@@ -214,6 +214,7 @@ async fn create_ticket(
             .read(&draft.tenant, &product_id, &domain)
             .await?
             .ok_or_else(product_routes::product_not_found)?;
+        active(&product)?;
         let company = match company_id {
             Some(id) => {
                 let tenant = draft.tenant.clone();
@@ -236,6 +237,7 @@ async fn create_ticket(
         let (product, domain_owner, number) =
             tickets::for_create(conn, &draft.tenant, &product_id, draft.domain())?
                 .ok_or_else(product_routes::product_not_found)?;
+        active(&product)?;
         let company = match &company_id {
             Some(id) => Some(
                 company_store::find(conn, &draft.tenant, id)?
@@ -272,15 +274,14 @@ impl Draft {
             .unwrap_or_default()
     }
 
-    /// The ticket to write, numbered `number`, about `product` (read next to the write),
-    /// triaged, with its SLA clock started and its event; and the response announcing it.
+    /// The ticket to write, numbered `number`, about `product` (read next to the write, and
+    /// active), triaged, with its SLA clock started and its event; and the response announcing it.
     fn ticket(
         &self,
         product: &ProductRow,
         company: Option<String>,
         number: i64,
     ) -> Result<(tickets::NewTicket, Created), ApiError> {
-        active(product)?;
         let (checked, now) = (&self.checked, self.now);
         let mut triage = match &self.by_model {
             Some(t) => t.clone(),

@@ -160,7 +160,7 @@ async fn a_requesters_email_domain_links_the_new_ticket_to_its_company() {
 }
 
 #[tokio::test]
-async fn a_named_company_wins_over_the_domain_and_an_unknown_one_is_a_404_that_writes_nothing() {
+async fn a_named_company_wins_over_the_domain_and_a_bad_one_or_product_writes_nothing() {
     let app = spawn().await;
     app.create_company(
         json!({"name": "Customer", "identifier": "CUST", "emailDomains": ["customer.test"]}),
@@ -189,6 +189,14 @@ async fn a_named_company_wins_over_the_domain_and_an_unknown_one_is_a_404_that_w
     assert_problem(&raise(pid, "nope").await, 404, "company_not_found");
     // The product is checked first.
     assert_problem(&raise("nope", "nope").await, 404, "product_not_found");
+    let archived = app
+        .http
+        .delete(&format!("/api/v1/products/{pid}"))
+        .bearer(&app.admin)
+        .send()
+        .await;
+    assert!(archived.status < 300, "{}", archived.text);
+    assert_problem(&raise(pid, "nope").await, 409, "product_archived");
     let list = app.get("/api/v1/tickets").await;
     assert_eq!(list.body["pagination"]["total"], 1, "{}", list.text);
 }
