@@ -17,7 +17,10 @@
 //!
 //! A gathered statement commits all of its writes or none. If it fails, each write is tried
 //! again alone, so only the write at fault fails (unless no connection could be had: then
-//! they all fail at once, as each would alone).
+//! they all fail at once, as each would alone). While the database is down, each statement
+//! waits up to the pool's acquire timeout for a connection, one statement at a time: a write
+//! arriving meanwhile waits for the one before it, so up to twice that timeout before its 503.
+//! A write whose caller has gone away (its client disconnected) is still sent.
 //!
 //! Reads gather the same way (each answered with its own value): a read is a round trip, and
 //! a trip through PostgreSQL's executor, whatever it finds.
