@@ -220,8 +220,8 @@ impl Creates {
 }
 
 /// Writes a new ticket with its SLA clock, its tags and its event. On PostgreSQL they go as
-/// one statement: with [`for_create`], a create is two round trips (read, write) where it was
-/// eight, each a trip through the network stack and PostgreSQL's executor set-up. Through
+/// one statement: with [`for_create`], a create is two round trips (read, write; begin and
+/// commit as well, in a create with an `Idempotency-Key`) where it was eight, each a trip through the network stack and PostgreSQL's executor set-up. Through
 /// [`Creates::write`], creates arriving while another's statement runs go together in the
 /// next one: a commit, and the executor's set-up over the tickets table's fifteen indexes,
 /// for all of them. The ticket's first history entry and its clock's first start are not
