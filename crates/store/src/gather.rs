@@ -291,21 +291,28 @@ mod tests {
         (Arc::new(gather), log, open)
     }
 
-    fn send(
-        gather: &Arc<Gather<u32, u32>>,
-        item: u32,
-    ) -> tokio::task::JoinHandle<Result<u32, StoreError>> {
+    type Sent<R> = tokio::task::JoinHandle<Result<R, StoreError>>;
+
+    fn send<R: Send + 'static>(gather: &Arc<Gather<u32, R>>, item: u32) -> Sent<R> {
         let gather = gather.clone();
         tokio::spawn(async move { gather.run(item).await })
+    }
+
+    /// Sends write 1 and, once its statement is being sent, writes 2 to 4, which wait for it.
+    async fn one_sent_three_waiting<R: Send + 'static>(
+        gather: &Arc<Gather<u32, R>>,
+    ) -> (Sent<R>, Vec<(u32, Sent<R>)>) {
+        let first = send(gather, 1);
+        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
+        let rest: Vec<_> = (2..=4).map(|i| (i, send(gather, i))).collect();
+        wait_until("three writes wait", || gather.waiting() == (3, 1)).await;
+        (first, rest)
     }
 
     #[tokio::test]
     async fn writes_arriving_while_one_runs_go_together_next_each_with_its_answer() {
         let (gather, log, open) = gather(0);
-        let first = send(&gather, 1);
-        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
-        let rest: Vec<_> = (2..=4).map(|i| (i, send(&gather, i))).collect();
-        wait_until("three writes wait", || gather.waiting() == (3, 1)).await;
+        let (first, rest) = one_sent_three_waiting(&gather).await;
         open.send(()).unwrap();
         assert_eq!(first.await.unwrap().unwrap(), 10);
         for (i, w) in rest {
@@ -319,10 +326,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_statement_is_retried_write_by_write_so_only_the_bad_one_fails() {
         let (gather, log, open) = gather(3);
-        let first = send(&gather, 1);
-        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
-        let rest: Vec<_> = (2..=4).map(|i| (i, send(&gather, i))).collect();
-        wait_until("three writes wait", || gather.waiting() == (3, 1)).await;
+        let (first, rest) = one_sent_three_waiting(&gather).await;
         open.send(()).unwrap();
         first.await.unwrap().unwrap();
         for (i, w) in rest {
@@ -358,16 +362,9 @@ mod tests {
                 Err(StoreError::Unavailable("no connection".into()))
             },
         ));
-        let run = |i| {
-            let gather = gather.clone();
-            tokio::spawn(async move { gather.run(i).await })
-        };
-        let first = run(1);
-        wait_until("the first write is sent", || gather.waiting() == (0, 1)).await;
-        let rest: Vec<_> = (2..=4).map(run).collect();
-        wait_until("three writes wait", || gather.waiting() == (3, 1)).await;
+        let (first, rest) = one_sent_three_waiting(&gather).await;
         open.send(()).unwrap();
-        for w in std::iter::once(first).chain(rest) {
+        for w in std::iter::once(first).chain(rest.into_iter().map(|(_, w)| w)) {
             assert!(matches!(w.await.unwrap(), Err(StoreError::Unavailable(_))));
         }
         assert_eq!(sent.load(Ordering::SeqCst), 2);

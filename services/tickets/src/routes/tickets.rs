@@ -208,10 +208,9 @@ async fn create_ticket(
     if key.0.is_none() && state.db.backend() == Backend::Postgres {
         // Without a key on PostgreSQL the read and the write each go with other creates'
         // (tickets::Creates), and the write commits by itself.
-        let domain = draft.domain().to_owned();
         let (product, domain_owner, number) = state
             .creates
-            .read(&draft.tenant, &product_id, &domain)
+            .read(&draft.tenant, &product_id, draft.domain())
             .await?
             .ok_or_else(product_routes::product_not_found)?;
         active(&product)?;
