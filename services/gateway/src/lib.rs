@@ -10,7 +10,9 @@
 //! It is its own HTTP/1.1 server on hyper ([`server`]), not an actix-web app like the
 //! services: a request goes from the client's socket to the upstream's and back as hyper's
 //! own types, headers edited in place and body frames passed on, where actix-web copied every
-//! header into the client's types and every response chunk into its write buffer.
+//! header into the client's types and every response chunk into its write buffer. Its side
+//! towards the upstreams is a small HTTP/1.1 client of its own ([`upstream`]), driven by the
+//! request's task.
 
 pub mod auth;
 pub mod body;

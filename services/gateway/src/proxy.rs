@@ -25,7 +25,7 @@ pub struct Upstream {
     /// Where it is.
     pub config: UpstreamConfig,
     /// `host:port` of its base URL: where to connect.
-    authority: String,
+    authority: std::sync::Arc<str>,
     /// The same, as the `Host` header it is sent.
     host: Option<HeaderValue>,
     failures: AtomicU32,
@@ -43,7 +43,7 @@ impl Upstream {
         Self {
             config,
             host: HeaderValue::from_str(&authority).ok(),
-            authority,
+            authority: authority.into(),
             failures: AtomicU32::new(0),
             open_until: Mutex::new(None),
         }
@@ -599,10 +599,8 @@ pub async fn forward(
     };
     upstream.succeeded();
     record(service, group, response.status(), started);
+    // The header map has room for what the gateway adds (see `client::send`).
     let (mut parts, returning) = response.into_parts();
-    // Room for what the gateway adds (rate-limit, security and CORS headers, the request id)
-    // in one step, rather than the map doubling and rehashing on the way.
-    parts.headers.reserve(16);
     drop_hop_by_hop(&mut parts.headers);
     if let Some(d) = &verdict {
         rate_headers(&mut parts.headers, d);

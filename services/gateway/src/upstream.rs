@@ -1,32 +1,56 @@
 //! The forwarding client: plain HTTP/1.1 keep-alive connections to the upstreams, kept per
-//! worker thread, as nginx keeps its `keepalive` connections per worker process.
+//! worker thread, as nginx keeps its `keepalive` connections per worker process, and driven by
+//! the request that uses them.
 //!
-//! A request is written on an idle connection of its worker (or a new one) and the response
-//! streams back through the same worker: no pool lock, no hand-off between threads, and the
-//! bodies' frames pass through as they come, both ways, without a copy or a channel. A
-//! connection goes back to its worker's idle list when its response has been read to the end;
-//! one whose response was abandoned is closed. (reqwest, still used for the gateway's own calls
-//! to identity, spent a fifth of the gateway's CPU per forwarded request on its pool, URL
-//! handling and futures.)
+//! A request's own task takes an idle connection of its worker (or makes one), writes the
+//! request head and streams its body, reads the response head, and the response body reads the
+//! same socket as the client's connection asks for frames. There is no task per upstream
+//! connection, and no channel or wake-up between tasks: each forwarded request is one task's
+//! work on one thread, from the client's socket to the upstream's and back. A connection goes
+//! back to its worker's idle list when its response has been read to the end; one whose
+//! response was abandoned is closed.
+//!
+//! (reqwest, still used for the gateway's own calls to identity, spent a fifth of the gateway's
+//! CPU per forwarded request on its pool, URL handling and futures; hyper's client connection,
+//! used after it, a task, a request channel and a body channel per upstream connection.)
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::io::{self, Write as _};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Connections kept idle per upstream and worker.
 const MAX_IDLE: usize = 256;
 
 /// How long connecting may take before the upstream counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The largest response head read from an upstream.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The most header fields in a response head.
+const MAX_HEADERS: usize = 128;
+
+/// The longest chunk-size or trailer line in a chunked response body.
+const MAX_LINE: usize = 4096;
+
+/// Room made in a connection's read buffer before each read.
+const READ_SIZE: usize = 16 * 1024;
+
+/// Request body bytes gathered before they are written.
+const WRITE_SIZE: usize = 64 * 1024;
 
 /// A request body: none, or the client's body passed on frame by frame as it arrives,
 /// counted against the gateway's limit.
@@ -46,12 +70,12 @@ pub enum UpBody {
 
 impl Body for UpBody {
     type Data = Bytes;
-    type Error = std::io::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let UpBody::Client { body, seen, limit } = self.get_mut() else {
             return Poll::Ready(None);
         };
@@ -59,14 +83,12 @@ impl Body for UpBody {
             return match Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(None) => Poll::Ready(None),
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(io::Error::other(e)))),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         let n = data.len() as u64;
                         if seen.fetch_add(n, Ordering::Relaxed) + n > *limit {
-                            Poll::Ready(Some(Err(std::io::Error::other(
-                                "request body over the limit",
-                            ))))
+                            Poll::Ready(Some(Err(io::Error::other("request body over the limit"))))
                         } else {
                             Poll::Ready(Some(Ok(Frame::data(data))))
                         }
@@ -93,38 +115,56 @@ impl Body for UpBody {
     }
 }
 
-type Sender = SendRequest<UpBody>;
-
-thread_local! {
-    static IDLE: RefCell<HashMap<String, Vec<Sender>>> = RefCell::new(HashMap::new());
+/// A connection to an upstream, between two of its messages when idle.
+struct Conn {
+    io: TcpStream,
+    /// Bytes read and not yet used: the next response's head, then its body.
+    buf: BytesMut,
 }
 
-fn take_idle(authority: &str) -> Option<Sender> {
+impl Conn {
+    /// Whether an idle connection can take a request: the upstream has not closed it (nor
+    /// sent anything unasked). Costs no system call unless the socket was seen readable.
+    fn usable(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+thread_local! {
+    /// Each upstream's idle connections on this worker (few upstreams: found by a scan).
+    static IDLE: RefCell<Vec<(Arc<str>, Vec<Conn>)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_idle(authority: &str) -> Option<Conn> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        let list = idle.get_mut(authority)?;
+        let (_, list) = idle.iter_mut().find(|(a, _)| &**a == authority)?;
         // The most recently used first: the least likely to have been closed as idle.
-        while let Some(sender) = list.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
+        while let Some(mut conn) = list.pop() {
+            if conn.usable() {
+                return Some(conn);
             }
         }
         None
     })
 }
 
-fn put_idle(authority: &str, sender: Sender) {
-    if sender.is_closed() {
-        return;
-    }
+fn put_idle(authority: &Arc<str>, conn: Conn) {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
-        match idle.get_mut(authority) {
-            Some(list) if list.len() < MAX_IDLE => list.push(sender),
-            Some(_) => {}
-            None => {
-                idle.insert(authority.to_owned(), vec![sender]);
+        match idle.iter_mut().find(|(a, _)| a == authority) {
+            Some((_, list)) if list.len() < MAX_IDLE => {
+                // The longest idle, if its upstream has closed it meanwhile, is let go now
+                // rather than when its turn comes (one look per return, no system call
+                // unless it was seen readable).
+                if list.first_mut().is_some_and(|oldest| !oldest.usable()) {
+                    list.remove(0);
+                }
+                list.push(conn);
             }
+            Some(_) => {}
+            None => idle.push((authority.clone(), vec![conn])),
         }
     });
 }
@@ -134,8 +174,9 @@ fn put_idle(authority: &str, sender: Sender) {
 pub enum SendError {
     /// No connection could be made: the upstream is down or unreachable.
     Connect(String),
-    /// The connection failed while the request was written or the response read.
-    Failed(hyper::Error),
+    /// The connection failed while the request was written or the response read, or the
+    /// upstream's answer was not HTTP/1.1 that can be passed on.
+    Failed(io::Error),
 }
 
 impl std::fmt::Display for SendError {
@@ -147,128 +188,746 @@ impl std::fmt::Display for SendError {
     }
 }
 
-async fn connect(authority: &str) -> Result<Sender, SendError> {
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(authority))
+async fn connect(authority: &str) -> Result<Conn, SendError> {
+    let io = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
         .await
         .map_err(|_| SendError::Connect("timed out".into()))?
         .map_err(|e| SendError::Connect(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(SendError::Failed)?;
-    // On this worker's own runtime, beside the requests that use it.
-    tokio::task::spawn_local(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "upstream connection ended");
+    let _ = io.set_nodelay(true);
+    Ok(Conn {
+        io,
+        buf: BytesMut::with_capacity(READ_SIZE),
+    })
+}
+
+/// How a request body is framed on the way up.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Sending {
+    /// No body.
+    Nothing,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, for a body of unknown length.
+    Chunked,
+}
+
+/// The request line and header fields, with the body's framing.
+fn encode_head(parts: &hyper::http::request::Parts, sending: Sending) -> Vec<u8> {
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(target.len() + fields + 64);
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        // The body's framing is the gateway's to say (below), whatever the client sent.
+        if sending != Sending::Nothing && name == header::CONTENT_LENGTH {
+            continue;
         }
-    });
-    Ok(sender)
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match sending {
+        Sending::Nothing => {}
+        Sending::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Sending::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Writes the head and the body after it, gathering what is at hand into one write.
+async fn write_request(
+    io: &mut tokio::net::tcp::WriteHalf<'_>,
+    head: &[u8],
+    body: &mut UpBody,
+    sending: Sending,
+) -> io::Result<()> {
+    if sending == Sending::Nothing {
+        return io.write_all(head).await;
+    }
+    let mut out = head.to_vec();
+    loop {
+        let frame = match next_frame(body).now_or_never() {
+            Some(frame) => frame,
+            None => {
+                // Nothing more yet: what is gathered goes now, then the body is awaited.
+                if !out.is_empty() {
+                    io.write_all(&out).await?;
+                    out.clear();
+                }
+                next_frame(body).await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(e)) => return Err(e),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if !data.is_empty() => data,
+                _ => continue,
+            },
+        };
+        if sending == Sending::Chunked {
+            let _ = write!(out, "{:x}\r\n", data.len());
+        }
+        if data.len() >= WRITE_SIZE / 4 {
+            // A large frame is written as it is, not copied first.
+            io.write_all(&out).await?;
+            out.clear();
+            io.write_all(&data).await?;
+        } else {
+            out.extend_from_slice(&data);
+        }
+        if sending == Sending::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if out.len() >= WRITE_SIZE {
+            io.write_all(&out).await?;
+            out.clear();
+        }
+    }
+    if sending == Sending::Chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    if !out.is_empty() {
+        io.write_all(&out).await?;
+    }
+    Ok(())
+}
+
+/// The body's next frame, when it comes.
+fn next_frame(body: &mut UpBody) -> impl Future<Output = Option<io::Result<Frame<Bytes>>>> + '_ {
+    poll_fn(move |cx| Pin::new(&mut *body).poll_frame(cx))
+}
+
+/// Reads into `buf`'s spare room, made first if there is little.
+fn poll_fill<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_SIZE / 4 {
+        buf.reserve(READ_SIZE);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+/// A response head, parsed.
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    reading: Reading,
+    keep_alive: bool,
+}
+
+/// What a buffer's start holds.
+enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// An informational (1xx) response, now consumed: the final one follows.
+    Informational,
+    /// The final response's head, consumed.
+    Final(Head),
+}
+
+fn bad(what: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// Parses a response head at the start of `buf` (RFC 9112 §6.3 for its body's length).
+fn parse_head(buf: &mut BytesMut, request: &Method) -> io::Result<Parsed> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(e) => return Err(bad(format!("malformed response head: {e}"))),
+    };
+    let code = response.code.unwrap_or(0);
+    let http11 = response.version == Some(1);
+    // Where each field's name and value are in the buffer: the values are then shared with
+    // it, not copied.
+    let start = buf.as_ptr() as usize;
+    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+    let fields = response.headers.len();
+    for (span, h) in spans.iter_mut().zip(response.headers.iter()) {
+        let name = h.name.as_ptr() as usize - start;
+        let value = h.value.as_ptr() as usize - start;
+        *span = (name, name + h.name.len(), value, value + h.value.len());
+    }
+    let head = buf.split_to(len).freeze();
+    if (100..200).contains(&code) {
+        if code == 101 {
+            return Err(bad("an upgrade was not asked for"));
+        }
+        return Ok(Parsed::Informational);
+    }
+    let status = StatusCode::from_u16(code).map_err(bad)?;
+    // Room for what the gateway adds (rate-limit, security and CORS headers, the request id)
+    // in one step, rather than the map doubling and rehashing on the way.
+    let mut headers = HeaderMap::with_capacity(fields + 16);
+    for &(name, name_end, value, value_end) in &spans[..fields] {
+        let name = HeaderName::from_bytes(&head[name..name_end]).map_err(bad)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value..value_end)).map_err(bad)?;
+        headers.append(name, value);
+    }
+    let close = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("close"));
+    let reading = if request == Method::HEAD || code == 204 || code == 304 {
+        Reading::Length(0)
+    } else if headers.contains_key(header::TRANSFER_ENCODING) {
+        // Transfer-Encoding overrides Content-Length, which must not be passed on with it.
+        headers.remove(header::CONTENT_LENGTH);
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty());
+        match last {
+            Some(t) if t.eq_ignore_ascii_case("chunked") => Reading::Chunked(Chunk::Size),
+            _ => Reading::Close,
+        }
+    } else if headers.contains_key(header::CONTENT_LENGTH) {
+        let mut lengths = headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+            .map(|v| v.trim().parse::<u64>());
+        let first = lengths.next();
+        match first {
+            Some(Ok(n)) if lengths.all(|other| other.as_ref().ok() == Some(&n)) => {
+                Reading::Length(n)
+            }
+            _ => return Err(bad("the response's Content-Length is not one number")),
+        }
+    } else {
+        Reading::Close
+    };
+    let keep_alive = http11 && !close && reading != Reading::Close;
+    Ok(Parsed::Final(Head {
+        status,
+        headers,
+        reading,
+        keep_alive,
+    }))
+}
+
+/// A request that got no answer; `unanswered` when not a byte of one came back (the request
+/// may then be sent again on another connection if it is idempotent).
+struct Failure {
+    error: io::Error,
+    unanswered: bool,
+}
+
+async fn read_head(
+    io: &mut tokio::net::tcp::ReadHalf<'_>,
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<Head, Failure> {
+    let failed = |error, buf: &BytesMut| Failure {
+        error,
+        unanswered: buf.is_empty(),
+    };
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf, method) {
+                Ok(Parsed::Final(head)) => return Ok(head),
+                Ok(Parsed::Informational) => continue,
+                Ok(Parsed::Partial) if buf.len() > MAX_HEAD => {
+                    return Err(failed(bad("the response head is too large"), buf));
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => return Err(failed(e, buf)),
+            }
+        }
+        match poll_fn(|cx| poll_fill(io, buf, cx)).await {
+            Ok(0) => {
+                let e = io::Error::new(io::ErrorKind::UnexpectedEof, "closed before answering");
+                return Err(failed(e, buf));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(failed(e, buf)),
+        }
+    }
+}
+
+/// Sends a request on `conn` and reads its response's head. The body is written while the
+/// answer is awaited: an upstream that answers before it has read the whole body (a refusal)
+/// is heard at once, and its connection is not used again.
+async fn exchange(
+    conn: &mut Conn,
+    head: &[u8],
+    body: &mut UpBody,
+    sending: Sending,
+    method: &Method,
+) -> Result<Head, Failure> {
+    let Conn { io, buf } = conn;
+    let (mut rd, mut wr) = io.split();
+    let mut writing = pin!(write_request(&mut wr, head, body, sending));
+    let mut reading = pin!(read_head(&mut rd, buf, method));
+    let mut sent = false;
+    poll_fn(|cx| {
+        if !sent {
+            match writing.as_mut().poll(cx) {
+                Poll::Ready(Ok(())) => sent = true,
+                Poll::Ready(Err(error)) => {
+                    return Poll::Ready(Err(Failure {
+                        error,
+                        unanswered: true,
+                    }));
+                }
+                Poll::Pending => {}
+            }
+        }
+        reading.as_mut().poll(cx).map_ok(|mut head| {
+            head.keep_alive &= sent;
+            head
+        })
+    })
+    .await
 }
 
 /// Sends `request` (origin-form URI, `Host` set) to `authority` (`host:port`). An idempotent
 /// request without a body that fails on a reused connection before any answer (the upstream
 /// closed it while idle) is tried once more on a new one.
 pub async fn send(
-    authority: &str,
+    authority: &Arc<str>,
     request: Request<UpBody>,
 ) -> Result<Response<Returning>, SendError> {
-    let idle = match take_idle(authority) {
-        // Given back as its last response ended; ready once its connection has seen that.
-        Some(mut s) => s.ready().await.is_ok().then_some(s),
-        None => None,
+    let (parts, mut body) = request.into_parts();
+    let sending = match &body {
+        UpBody::Empty => Sending::Nothing,
+        UpBody::Client { body, .. } => match body.size_hint().exact() {
+            Some(n) => Sending::Length(n),
+            None => Sending::Chunked,
+        },
     };
-    let (mut sender, reused) = match idle {
-        Some(s) => (s, true),
+    let (mut conn, reused) = match take_idle(authority) {
+        Some(conn) => (conn, true),
         // Boxed: a new connection is rare and its future large.
         None => (Box::pin(connect(authority)).await?, false),
     };
-    // A copy to send again, for a bodiless idempotent request (RFC 9110 §9.2.2; like nginx,
-    // never a POST or PATCH) on a connection that may have gone stale.
-    let retry = (reused && request.body().is_end_stream() && request.method().is_idempotent())
-        .then(|| {
-            let mut again = Request::new(UpBody::Empty);
-            *again.method_mut() = request.method().clone();
-            *again.uri_mut() = request.uri().clone();
-            *again.headers_mut() = request.headers().clone();
-            again
-        });
-    let answer = match sender.send_request(request).await {
-        Err(e) if reused && (e.is_canceled() || e.is_incomplete_message()) => match retry {
-            Some(again) => {
-                sender = Box::pin(connect(authority)).await?;
-                sender.send_request(again).await
-            }
-            None => Err(e),
-        },
+    let head = encode_head(&parts, sending);
+    // Sent again, for a bodiless idempotent request (RFC 9110 §9.2.2; like nginx, never a
+    // POST or PATCH) on a connection that may have gone stale.
+    let again = reused && sending == Sending::Nothing && parts.method.is_idempotent();
+    let answer = match exchange(&mut conn, &head, &mut body, sending, &parts.method).await {
+        Err(failure) if failure.unanswered && again => {
+            conn = Box::pin(connect(authority)).await?;
+            exchange(&mut conn, &head, &mut body, sending, &parts.method).await
+        }
         other => other,
     };
-    let response = answer.map_err(SendError::Failed)?;
-    let (parts, body) = response.into_parts();
-    let mut body = Returning {
-        body,
-        sender: Some(sender),
-        authority: authority.to_owned(),
+    let head = answer.map_err(|f| SendError::Failed(f.error))?;
+    let mut returning = Returning {
+        conn: Some(conn),
+        authority: authority.clone(),
+        reading: head.reading,
+        keep_alive: head.keep_alive,
     };
-    if body.body.is_end_stream() {
-        body.give_back();
-    }
-    Ok(Response::from_parts(parts, body))
+    returning.settle();
+    let mut response = Response::new(returning);
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    Ok(response)
 }
 
-/// A response body that gives its connection back to the worker's idle list once read to
-/// the end.
+/// How the rest of a response body is read.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Reading {
+    /// This many bytes more.
+    Length(u64),
+    /// Chunked transfer coding, at this point of it.
+    Chunked(Chunk),
+    /// Until the upstream closes the connection.
+    Close,
+    /// Read to the end.
+    Done,
+    /// Malformed: not read further.
+    Failed,
+}
+
+/// Where a chunked body's reading is.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk, with this many bytes of it to come.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// Among the trailer lines, which end with an empty one.
+    Trailer,
+}
+
+/// What the buffered bytes gave.
+enum Step {
+    /// Body bytes.
+    Data(Bytes),
+    /// Nothing more until more is read.
+    More,
+    /// The body's end.
+    Done,
+}
+
+/// One line (without its CRLF, or a bare LF) from the start of `buf`, taken out of it.
+fn take_line(buf: &mut BytesMut) -> io::Result<Option<Bytes>> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(end) if end <= MAX_LINE => {
+            let mut line = buf.split_to(end + 1).freeze();
+            line.truncate(end);
+            if line.last() == Some(&b'\r') {
+                line.truncate(end - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() <= MAX_LINE => Ok(None),
+        _ => Err(bad("a chunked body's line is too long")),
+    }
+}
+
+/// Reads past what carries no data (a chunk's size line or its end, the last chunk's
+/// trailer) while it is in `buf`: `reading` is then at data, at the end, or waiting for more.
+/// A malformed body is `Failed` from then on.
+fn advance(reading: &mut Reading, buf: &mut BytesMut) -> io::Result<()> {
+    let result = loop {
+        let at = match *reading {
+            Reading::Length(0) => {
+                *reading = Reading::Done;
+                return Ok(());
+            }
+            Reading::Chunked(at @ (Chunk::Size | Chunk::DataEnd | Chunk::Trailer)) => at,
+            Reading::Failed => break Err(bad("the upstream's body is malformed")),
+            _ => return Ok(()),
+        };
+        let line = match take_line(buf) {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(()),
+            Err(e) => break Err(e),
+        };
+        *reading = match at {
+            Chunk::Size => match chunk_size(&line) {
+                Ok(0) => Reading::Chunked(Chunk::Trailer),
+                Ok(n) => Reading::Chunked(Chunk::Data(n)),
+                Err(e) => break Err(e),
+            },
+            Chunk::DataEnd if line.is_empty() => Reading::Chunked(Chunk::Size),
+            Chunk::DataEnd => break Err(bad("a chunk is longer than its size")),
+            // Trailer fields: not forwarded.
+            _ if line.is_empty() => Reading::Done,
+            _ => Reading::Chunked(Chunk::Trailer),
+        };
+    };
+    *reading = Reading::Failed;
+    result
+}
+
+/// The next step of reading a body from `buf`.
+fn step(reading: &mut Reading, buf: &mut BytesMut) -> io::Result<Step> {
+    advance(reading, buf)?;
+    match *reading {
+        Reading::Done => Ok(Step::Done),
+        Reading::Length(n) | Reading::Chunked(Chunk::Data(n)) if !buf.is_empty() => {
+            let k = n.min(buf.len() as u64);
+            let data = buf.split_to(k as usize).freeze();
+            *reading = match *reading {
+                Reading::Length(_) => Reading::Length(n - k),
+                _ if k == n => Reading::Chunked(Chunk::DataEnd),
+                _ => Reading::Chunked(Chunk::Data(n - k)),
+            };
+            Ok(Step::Data(data))
+        }
+        Reading::Close if !buf.is_empty() => Ok(Step::Data(buf.split().freeze())),
+        _ => Ok(Step::More),
+    }
+}
+
+/// A chunk-size line's size (hexadecimal; extensions after `;` ignored).
+fn chunk_size(line: &[u8]) -> io::Result<u64> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = digits.trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(bad("a chunk size is not a hexadecimal number"));
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let v = (d as char)
+            .to_digit(16)
+            .ok_or_else(|| bad("a chunk size is not a hexadecimal number"))?;
+        Ok(n << 4 | u64::from(v))
+    })
+}
+
+/// A response body read from its upstream connection as the client's connection asks for
+/// it; the connection goes back to the worker's idle list once the body has been read to the
+/// end.
 pub struct Returning {
-    body: Incoming,
-    sender: Option<Sender>,
-    authority: String,
+    /// `None` once given back or broken.
+    conn: Option<Conn>,
+    authority: Arc<str>,
+    reading: Reading,
+    keep_alive: bool,
 }
 
 impl Returning {
+    /// Reads past what carries no data while it is buffered (see [`advance`]), so that the
+    /// end of a body is known, and its connection given back, with its last data.
+    fn settle(&mut self) {
+        if let Some(conn) = self.conn.as_mut()
+            // A malformed body is reported by the next read.
+            && advance(&mut self.reading, &mut conn.buf).is_ok()
+            && self.reading == Reading::Done
+        {
+            self.give_back();
+        }
+    }
+
     fn give_back(&mut self) {
-        if let Some(sender) = self.sender.take() {
-            put_idle(&self.authority, sender);
+        if let Some(conn) = self.conn.take()
+            // Bytes after the end of a response: the connection is not in step; dropped.
+            && self.keep_alive
+            && conn.buf.is_empty()
+        {
+            put_idle(&self.authority, conn);
         }
     }
 }
 
 impl Body for Returning {
     type Data = Bytes;
-    type Error = std::io::Error;
+    type Error = io::Error;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
         loop {
-            match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => {
-                    self.give_back();
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match step(&mut this.reading, &mut conn.buf) {
+                Ok(Step::Data(data)) => {
+                    this.settle();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Ok(Step::Done) => {
+                    this.give_back();
                     return Poll::Ready(None);
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    // The connection is not reusable: drop it.
-                    self.sender = None;
-                    return Poll::Ready(Some(Err(std::io::Error::other(e))));
+                Ok(Step::More) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        if self.body.is_end_stream() {
-                            self.give_back();
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                    // Trailers: not forwarded.
+            }
+            match ready!(poll_fill(&mut conn.io, &mut conn.buf, cx)) {
+                Ok(0) if this.reading == Reading::Close => {
+                    this.reading = Reading::Done;
+                    this.conn = None;
+                    return Poll::Ready(None);
+                }
+                Ok(0) => {
+                    this.conn = None;
+                    let e = io::Error::new(io::ErrorKind::UnexpectedEof, "the body was cut short");
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.conn = None;
+                    return Poll::Ready(Some(Err(e)));
                 }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.reading == Reading::Done
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.reading {
+            Reading::Length(n) => SizeHint::with_exact(n),
+            Reading::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every step over `wire` fed in pieces of `piece` bytes: the body, and whether it ended.
+    fn read_all(mut reading: Reading, wire: &[u8], piece: usize) -> io::Result<(Vec<u8>, bool)> {
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        let mut fed = 0;
+        loop {
+            match step(&mut reading, &mut buf)? {
+                Step::Data(d) => body.extend_from_slice(&d),
+                Step::Done => return Ok((body, true)),
+                Step::More if fed == wire.len() => return Ok((body, false)),
+                Step::More => {
+                    let end = (fed + piece).min(wire.len());
+                    buf.extend_from_slice(&wire[fed..end]);
+                    fed = end;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whatever_the_reads() {
+        let wire = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nx-trailer: t\r\n\r\n";
+        for piece in [1, 2, 3, 7, wire.len()] {
+            let (body, ended) = read_all(Reading::Chunked(Chunk::Size), wire, piece).unwrap();
+            assert_eq!(body, b"hello, world", "pieces of {piece}");
+            assert!(ended, "pieces of {piece}");
+        }
+        // Bare LF line ends, and upper-case hex.
+        let (body, ended) =
+            read_all(Reading::Chunked(Chunk::Size), b"A\nabcdefghij\n0\n\n", 4).unwrap();
+        assert_eq!((body.as_slice(), ended), (&b"abcdefghij"[..], true));
+    }
+
+    #[test]
+    fn bad_chunked_bodies_are_errors_not_guesses() {
+        for wire in [
+            &b"zz\r\nhello\r\n0\r\n\r\n"[..],
+            b"\r\nhello\r\n",
+            b"3\r\nhello\r\n0\r\n\r\n",
+            b"ffffffffffffffff\r\n",
+        ] {
+            assert!(
+                read_all(Reading::Chunked(Chunk::Size), wire, 4).is_err(),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        let long = vec![b'1'; MAX_LINE + 10];
+        assert!(read_all(Reading::Chunked(Chunk::Size), &long, 1000).is_err());
+        // Cut short: no error from the bytes, but no end either.
+        let (body, ended) = read_all(Reading::Chunked(Chunk::Size), b"5\r\nhel", 2).unwrap();
+        assert_eq!((body.as_slice(), ended), (&b"hel"[..], false));
+    }
+
+    #[test]
+    fn lengths_stop_at_the_length_and_leave_the_rest() {
+        let mut buf = BytesMut::from(&b"helloHTTP/1.1"[..]);
+        let mut reading = Reading::Length(5);
+        assert!(
+            matches!(step(&mut reading, &mut buf).unwrap(), Step::Data(d) if &d[..] == b"hello")
+        );
+        assert!(matches!(step(&mut reading, &mut buf).unwrap(), Step::Done));
+        assert_eq!(&buf[..], b"HTTP/1.1");
+    }
+
+    fn parsed(wire: &[u8], method: &Method) -> io::Result<Head> {
+        let mut buf = BytesMut::from(wire);
+        loop {
+            match parse_head(&mut buf, method)? {
+                Parsed::Final(head) => return Ok(head),
+                Parsed::Informational => {}
+                Parsed::Partial => return Err(bad("partial")),
+            }
+        }
+    }
+
+    #[test]
+    fn response_heads_say_how_their_body_is_read() {
+        let get = Method::GET;
+        let h = parsed(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-Up: a\r\n\r\n",
+            &get,
+        )
+        .unwrap();
+        assert_eq!((h.reading, h.keep_alive), (Reading::Length(12), true));
+        assert_eq!(h.headers["x-up"], "a");
+        let h = parsed(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
+            &get,
+        )
+        .unwrap();
+        assert_eq!(h.status, StatusCode::CREATED);
+        assert_eq!(h.reading, Reading::Chunked(Chunk::Size));
+        assert!(
+            !h.headers.contains_key(header::CONTENT_LENGTH),
+            "Transfer-Encoding wins"
+        );
+        let h = parsed(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            &get,
+        )
+        .unwrap();
+        assert!(!h.keep_alive);
+        let h = parsed(b"HTTP/1.1 200 OK\r\n\r\n", &get).unwrap();
+        assert_eq!((h.reading, h.keep_alive), (Reading::Close, false));
+        let h = parsed(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", &get).unwrap();
+        assert!(!h.keep_alive, "HTTP/1.0 without keep-alive");
+        let h = parsed(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n",
+            &Method::HEAD,
+        )
+        .unwrap();
+        assert_eq!(h.reading, Reading::Length(0));
+        let h = parsed(
+            b"HTTP/1.1 304 Not Modified\r\nContent-Length: 40\r\n\r\n",
+            &get,
+        )
+        .unwrap();
+        assert_eq!(h.reading, Reading::Length(0));
+        for wire in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+            b"SMTP ready\r\n\r\n",
+        ] {
+            assert!(
+                parsed(wire, &get).is_err(),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        let h = parsed(b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n", &get).unwrap();
+        assert_eq!(h.reading, Reading::Length(7));
+    }
+
+    #[test]
+    fn request_heads_carry_the_gateways_framing() {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/tickets?x=1")
+            .header("host", "tickets:8082")
+            .header("content-length", "99")
+            .body(())
+            .unwrap();
+        let (parts, ()) = std::mem::replace(&mut request, Request::new(())).into_parts();
+        let text = |s| String::from_utf8(encode_head(&parts, s)).unwrap();
+        assert_eq!(
+            text(Sending::Length(5)),
+            "POST /api/v1/tickets?x=1 HTTP/1.1\r\nhost: tickets:8082\r\ncontent-length: 5\r\n\r\n"
+        );
+        assert_eq!(
+            text(Sending::Chunked),
+            "POST /api/v1/tickets?x=1 HTTP/1.1\r\nhost: tickets:8082\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
     }
 }

@@ -464,3 +464,97 @@ async fn idle_and_slow_clients_are_closed_but_slow_answers_are_not() {
         .await;
     assert_eq!(a.status, 200, "{:?}", a.body);
 }
+
+/// An upstream that answers `HEAD` with a length and no body, and anything else with 100,000
+/// bytes of neither length nor chunking: read until it closes the connection. Returns its URL
+/// and how many connections it accepted.
+async fn close_delimited_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head: Vec<u8> = buf.drain(..end).collect();
+                    if head.starts_with(b"HEAD ") {
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n";
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    let mut reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n".to_vec();
+                    reply.extend_from_slice(&[b'x'; 100_000]);
+                    let _ = socket.write_all(&reply).await;
+                    return; // the close ends the body
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+/// A request body of unknown length goes up chunked and whole. An answer to `HEAD` has no body
+/// whatever its length says, and its connection serves the next request; an answer with
+/// neither length nor chunking is read until the upstream closes, and reaches the client whole.
+#[tokio::test]
+async fn chunked_requests_head_answers_and_close_delimited_answers_pass_whole() {
+    let (url, accepted) = close_delimited_upstream().await;
+    let r = rig(&[("FLEETDESK_GATEWAY_UPSTREAM_KNOWLEDGE", url.as_str())]).await;
+    let client = reqwest::Client::new();
+    let parts = futures_util::stream::iter(
+        (0..5).map(|i| Ok::<_, std::io::Error>(bytes_of(&format!("part{i};")))),
+    );
+    let response = client
+        .post(format!("{}/api/v1/tickets", r.base))
+        .bearer_auth(&r.admin_token)
+        .body(reqwest::Body::wrap_stream(parts))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let echoed: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(echoed["body"], "part0;part1;part2;part3;part4;");
+    assert_eq!(echoed["headers"]["transfer-encoding"], "chunked");
+    assert!(echoed["headers"].get("content-length").is_none());
+
+    let articles = format!("{}/api/v1/knowledge/articles", r.base);
+    let head = client
+        .head(&articles)
+        .bearer_auth(&r.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(head.headers()["content-length"], "11");
+    let get = client
+        .get(&articles)
+        .bearer_auth(&r.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 200);
+    let body = get.bytes().await.unwrap();
+    assert_eq!(body.len(), 100_000);
+    assert!(body.iter().all(|&b| b == b'x'));
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the HEAD's connection served the GET"
+    );
+}
