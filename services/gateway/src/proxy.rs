@@ -105,13 +105,8 @@ fn drop_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|n| HOP_BY_HOP.contains(&n.as_str())) {
         return;
     }
-    let listed: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
+    let listed: Vec<String> = list(headers, &header::CONNECTION)
+        .map(str::to_ascii_lowercase)
         .collect();
     for name in HOP_BY_HOP
         .iter()
@@ -120,6 +115,18 @@ fn drop_hop_by_hop(headers: &mut HeaderMap) {
     {
         headers.remove(name);
     }
+}
+
+/// The elements of a comma-separated list header, over all its lines, trimmed, empty ones
+/// skipped (RFC 9110 §5.6.1); a line that is not text is skipped whole.
+pub(crate) fn list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'h str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// The upstream for a path: the first segment under `/api/v1/`, or the JWKS.
@@ -371,14 +378,7 @@ impl<'a> Client<'a> {
         if gw.trusted.is_empty() || !trusted(peer.addr) {
             return direct;
         }
-        let hops: Vec<&str> = headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .collect();
+        let hops: Vec<&str> = list(headers, &X_FORWARDED_FOR).collect();
         // From the nearest hop back: the first one that is not a trusted proxy is the client.
         // One that is not an address at all ends the walk: nothing before it is believed.
         let mut ip = None;

@@ -31,6 +31,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::proxy::list;
+
 /// Connections kept idle per upstream and worker.
 const MAX_IDLE: usize = 256;
 
@@ -382,25 +384,13 @@ fn parse_head(buf: &mut BytesMut, request: &Method) -> io::Result<Parsed> {
         let value = HeaderValue::from_maybe_shared(head.slice(value..value_end)).map_err(bad)?;
         headers.append(name, value);
     }
-    let close = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"));
+    let close = list(&headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case("close"));
     let reading = if request == Method::HEAD || code == 204 || code == 304 {
         Reading::Length(0)
     } else if headers.contains_key(header::TRANSFER_ENCODING) {
         // Transfer-Encoding overrides Content-Length, which must not be passed on with it.
         headers.remove(header::CONTENT_LENGTH);
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
-        match last {
+        match list(&headers, &header::TRANSFER_ENCODING).last() {
             Some(t) if t.eq_ignore_ascii_case("chunked") => Reading::Chunked(Chunk::Size),
             _ => Reading::Close,
         }

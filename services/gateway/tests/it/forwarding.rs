@@ -286,10 +286,21 @@ async fn unknown_paths_and_undeployed_services_are_404_and_health_is_public() {
     assert!(!jwks.body["keys"].as_array().unwrap().is_empty());
 }
 
-/// An upstream that answers three requests per connection and closes the connection when the
-/// fourth arrives, unanswered (as a server does that closes idle keep-alive connections just
-/// as a request is sent). Returns its URL and how many connections it accepted.
-async fn closing_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// What a raw upstream does with the `n`th request head (from 0) on a connection.
+enum Reply {
+    /// Writes these bytes and reads the next request.
+    Keep(Vec<u8>),
+    /// Writes these bytes and closes the connection.
+    Last(Vec<u8>),
+    /// Closes the connection without an answer.
+    Hang,
+}
+
+/// A plain-TCP HTTP/1.1 upstream (requests without bodies) answering each request head as
+/// `answer` says. Returns its URL and how many connections it accepted.
+async fn raw_upstream(
+    answer: fn(usize, &[u8]) -> Reply,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -302,8 +313,7 @@ async fn closing_upstream() -> (String, std::sync::Arc<std::sync::atomic::Atomic
             count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
-                for answered in 0.. {
-                    // One request head (these requests have no body).
+                for n in 0.. {
                     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
                         let mut chunk = [0u8; 4096];
                         match socket.read(&mut chunk).await {
@@ -312,19 +322,37 @@ async fn closing_upstream() -> (String, std::sync::Arc<std::sync::atomic::Atomic
                         }
                     }
                     let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    buf.drain(..end);
-                    if answered == 3 {
-                        return; // closed with the request unanswered
-                    }
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
-                    if socket.write_all(reply).await.is_err() {
-                        return;
+                    let head: Vec<u8> = buf.drain(..end).collect();
+                    match answer(n, &head) {
+                        Reply::Keep(reply) => {
+                            if socket.write_all(&reply).await.is_err() {
+                                return;
+                            }
+                        }
+                        Reply::Last(reply) => {
+                            let _ = socket.write_all(&reply).await;
+                            return;
+                        }
+                        Reply::Hang => return,
                     }
                 }
             });
         }
     });
     (url, accepted)
+}
+
+/// An upstream that answers three requests per connection and closes the connection when the
+/// fourth arrives, unanswered (as a server does that closes idle keep-alive connections just
+/// as a request is sent).
+async fn closing_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    raw_upstream(|n, _| match n {
+        3 => Reply::Hang,
+        _ => Reply::Keep(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+        ),
+    })
+    .await
 }
 
 #[tokio::test]
@@ -466,47 +494,17 @@ async fn idle_and_slow_clients_are_closed_but_slow_answers_are_not() {
 }
 
 /// An upstream that answers `HEAD` with a length and no body, and anything else with 100,000
-/// bytes of neither length nor chunking: read until it closes the connection. Returns its URL
-/// and how many connections it accepted.
+/// bytes of neither length nor chunking: read until it closes the connection.
 async fn close_delimited_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        let mut chunk = [0u8; 4096];
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                        }
-                    }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                    let head: Vec<u8> = buf.drain(..end).collect();
-                    if head.starts_with(b"HEAD ") {
-                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n";
-                        if socket.write_all(reply).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                    let mut reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n".to_vec();
-                    reply.extend_from_slice(&[b'x'; 100_000]);
-                    let _ = socket.write_all(&reply).await;
-                    return; // the close ends the body
-                }
-            });
+    raw_upstream(|_, head| {
+        if head.starts_with(b"HEAD ") {
+            return Reply::Keep(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n".to_vec());
         }
-    });
-    (url, accepted)
+        let mut reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n".to_vec();
+        reply.extend_from_slice(&[b'x'; 100_000]);
+        Reply::Last(reply) // the close ends the body
+    })
+    .await
 }
 
 /// A request body of unknown length goes up chunked and whole. An answer to `HEAD` has no body
