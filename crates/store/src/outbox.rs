@@ -144,38 +144,54 @@ pub struct Claimed {
     pub created_at: NaiveDateTime,
 }
 
+// Both backends: the candidates are the oldest unsent rows (the window, `{window}` of them),
+// and an aggregate with a row under a live claim has no candidate. Its claimed rows are
+// always older than its unclaimed ones (claims take rows oldest first), so when a window
+// holds a candidate, it holds every claimed row that could stop it too.
 const CLAIM_PG: &str = "\
+WITH head AS (
+  SELECT seq, aggregate, claim_expires FROM outbox
+  WHERE sent_at IS NULL ORDER BY seq LIMIT {window})
 UPDATE outbox SET claimed_by = $1, claim_expires = $2, attempts = attempts + 1
 WHERE seq IN (
   SELECT o.seq FROM outbox o
   WHERE o.sent_at IS NULL
+    AND o.seq <= (SELECT max(h.seq) FROM head h)
     AND (o.claim_expires IS NULL OR o.claim_expires < $3)
-    AND o.aggregate <> ALL (ARRAY(SELECT p.aggregate FROM outbox p
-                                  WHERE p.sent_at IS NULL AND p.claim_expires >= $3))
+    AND o.aggregate <> ALL (ARRAY(SELECT h.aggregate FROM head h WHERE h.claim_expires >= $3))
   ORDER BY o.seq LIMIT {limit}
   FOR UPDATE SKIP LOCKED)
 RETURNING seq, id, aggregate, routing_key, payload, created_at";
 
 const CLAIM_SQLITE: &str = "\
+WITH head AS (
+  SELECT seq, aggregate, claim_expires FROM outbox
+  WHERE sent_at IS NULL ORDER BY seq LIMIT {window})
 UPDATE outbox SET claimed_by = ?1, claim_expires = ?2, attempts = attempts + 1
 WHERE seq IN (
   SELECT o.seq FROM outbox o
   WHERE o.sent_at IS NULL
+    AND o.seq <= (SELECT max(h.seq) FROM head h)
     AND (o.claim_expires IS NULL OR o.claim_expires < ?3)
-    AND o.aggregate NOT IN (SELECT p.aggregate FROM outbox p
-                            WHERE p.sent_at IS NULL AND p.claim_expires >= ?3)
+    AND o.aggregate NOT IN (SELECT h.aggregate FROM head h WHERE h.claim_expires >= ?3)
   ORDER BY o.seq LIMIT {limit})
 RETURNING seq, id, aggregate, routing_key, payload, created_at";
+
+/// How many of the oldest unsent rows a claim of `limit` looks among: room for three other
+/// relays' whole claims in front of its own.
+const WINDOW: i64 = 4;
 
 /// Claims up to `limit` unsent rows for `relay` until `expires`, oldest first, skipping
 /// aggregates another relay is publishing. Returns them in outbox order.
 ///
-/// The aggregates being published are found once per claim (PostgreSQL: an `ARRAY(…)`
-/// init plan), not looked for row by row: as a `NOT EXISTS` per row, PostgreSQL planned a
-/// nested loop over every unsent row for each candidate whenever its statistics still took
-/// the table for empty (a backlog built faster than autovacuum analyses it). After 10 s of
-/// creates at 32 connections (27,000 rows unsent) a claim of 200 took 1.75 s, and the relay
-/// sent about 100 events a second; found once, the claim took 14 ms.
+/// A claim reads only the oldest `4 × limit` unsent rows, however long the backlog: it
+/// finds the claimed rows among them, not among every unsent row. Reading them all made a
+/// claim's cost grow with the backlog (about 1.4 µs a row: 70 ms a claim of 200 with 50,000
+/// unsent), so a relay that fell behind a burst of writes fell further behind; with the
+/// window a claim took 0.8 ms there. The price: while other relays' claims and the rows
+/// queued behind them fill the whole window, a claim takes nothing until they are sent.
+/// (A `NOT EXISTS` per row was worse still: planned as a nested loop over every unsent row
+/// for each candidate when the statistics took the table for empty.)
 pub fn claim(
     conn: &mut DbConn,
     relay: &str,
@@ -190,17 +206,28 @@ pub fn claim(
                 // every claim would visit each row sent since the last vacuum (measured:
                 // 3,000 pages and 8 ms a claim after 10,000 creates). A plain index scan
                 // marks them as it passes, and the next claim skips them.
+                //
+                // And planned on every run with the table's size now (the text is still
+                // parsed once): a generic plan is made once, for the table as it was then,
+                // and kept until the table is next analysed. Made while the outbox was
+                // nearly empty, it joined the candidates to a scan of the whole table;
+                // with 60,000 rows written before autovacuum came by (or with autovacuum
+                // off), one claim ran for minutes and the relay stood still.
                 conn.batch_execute(&format!(
-                    "SELECT pg_advisory_xact_lock({CLAIM_LOCK}); SET LOCAL enable_bitmapscan = off"
+                    "SELECT pg_advisory_xact_lock({CLAIM_LOCK}); SET LOCAL enable_bitmapscan = off; \
+                     SET LOCAL plan_cache_mode = force_custom_plan"
                 ))?;
                 CLAIM_PG
             }
             Backend::Sqlite => CLAIM_SQLITE,
         };
-        // Prepared once per connection: planning it took 260 µs of every claim. The limit is
-        // written into the text (a relay always claims the same number) so that PostgreSQL's
-        // generic plan knows it, rather than guessing a tenth of a possibly huge backlog.
-        let sql = sql.replace("{limit}", &limit.max(0).to_string());
+        // Prepared once per connection, so parsed once (planned per run on PostgreSQL, see
+        // above). The limit and the window are written into the text: a relay always claims
+        // the same number, and SQLite's planner sees them too.
+        let limit = limit.max(0);
+        let sql = sql
+            .replace("{limit}", &limit.to_string())
+            .replace("{window}", &limit.saturating_mul(WINDOW).to_string());
         let mut rows = crate::Prepared(
             diesel::sql_query(sql)
                 .bind::<Text, _>(relay)
@@ -239,15 +266,9 @@ pub fn mark_sent(
         outbox::claim_expires.eq(None::<NaiveDateTime>),
         outbox::last_error.eq(None::<String>),
     ));
-    match conn.backend() {
-        // Kept prepared on PostgreSQL, where it is one text for any number of rows
-        // (`seq = ANY($1)`); loaded, since diesel honours the wrapper only for queries it
-        // is given by value. SQLite spells the list out, a text per count.
-        Backend::Postgres => Ok(crate::Prepared(update.returning(outbox::seq))
-            .load::<i64>(conn)?
-            .len()),
-        Backend::Sqlite => update.execute(conn),
-    }
+    // Not kept prepared: planned on every run, for the reason the claim is (a generic plan
+    // made while the outbox was nearly empty scans the whole table for the batch's rows).
+    update.execute(conn)
 }
 
 /// Gives rows back after a failed publish, recording why, so the next claim retries them.

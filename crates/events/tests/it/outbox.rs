@@ -94,6 +94,39 @@ async fn claims_skip_aggregates_another_relay_holds_and_leases_expire() {
     assert_eq!(aggs(&after_expiry), vec!["thing:a", "thing:a", "thing:b"]);
 }
 
+// A claim of n looks among the oldest 4 × n unsent rows only. A row past them whose aggregate
+// is held past them too must not be taken out of order because the claim cannot see that.
+#[tokio::test]
+async fn a_claim_looks_no_further_than_its_window() {
+    let rig = Rig::new(Kind::Local, false).await.unwrap();
+    for key in ["w", "x", "y", "z"] {
+        rig.write(key, 1, false).await;
+    }
+    rig.write("v", 1, false).await;
+    rig.write("v", 2, false).await;
+    rig.write("u", 1, false).await;
+    let now = Utc::now().naive_utc();
+    let later = now + chrono::Duration::seconds(30);
+    let (narrow, wide) = rig
+        .db
+        .run(move |c| {
+            // Relay 1 holds everything but v:2 (given back, as after a failed publish) and u:1.
+            let held = outbox::claim(c, "r1", now, later, 10)?;
+            assert_eq!(held.len(), 7);
+            outbox::release(c, "r1", &[held[5].seq, held[6].seq], "nack")?;
+            // Window of 4: w, x, y, z, all held. v:2 lies past it, behind v:1 (held).
+            let narrow = outbox::claim(c, "r2", now, later, 1)?;
+            // Window of 8: v:1 is in it, so v:2 waits and u:1 is free.
+            let wide = outbox::claim(c, "r2", now, later, 2)?;
+            Ok::<_, StoreError>((narrow, wide))
+        })
+        .await
+        .unwrap();
+    assert!(narrow.is_empty(), "{narrow:?}");
+    let aggs: Vec<_> = wide.iter().map(|r| r.aggregate.as_str()).collect();
+    assert_eq!(aggs, vec!["thing:u"]);
+}
+
 #[tokio::test]
 async fn sensitive_payloads_are_blanked_once_sent_and_old_rows_purged() {
     let rig = Rig::new(Kind::Local, false).await.unwrap();
@@ -141,57 +174,64 @@ async fn sensitive_payloads_are_blanked_once_sent_and_old_rows_purged() {
     assert_eq!(purged, 1);
 }
 
-// Diesel would parse and plan both anew on every round (an `UPDATE` and a `sql_query`):
-// 260 µs of each claim. `Prepared` keeps them; this fails if a diesel upgrade stops
-// honouring it.
+// The claim is parsed once per connection (`Prepared`), but planned on every run with the
+// outbox's size at the time: a generic plan made while the table was nearly empty scanned the
+// whole table once it had grown. The mark is not kept at all, for the same reason. This fails
+// if a diesel upgrade stops honouring the wrapper or PostgreSQL starts reusing a generic plan.
 #[tokio::test]
-async fn the_relays_statements_are_prepared_once_on_postgres() {
-    use fleetdesk_store::diesel::sql_types::Text;
+async fn the_relays_claims_are_parsed_once_and_planned_every_time_on_postgres() {
+    use fleetdesk_store::diesel::sql_types::{BigInt, Text};
     use fleetdesk_store::diesel::{QueryableByName, RunQueryDsl};
 
     let rig = Rig::new(Kind::Local, false).await.unwrap();
     if rig.db.backend() != fleetdesk_store::Backend::Postgres {
         return; // SQLite keeps no plans on a server; nothing to check.
     }
-    rig.write("p1", 1, false).await;
-    rig.write("p2", 2, false).await;
+    for i in 0..8 {
+        rig.write(&format!("p{i}"), i, false).await;
+    }
     #[derive(QueryableByName)]
     struct Kept {
         #[diesel(sql_type = Text)]
         statement: String,
+        #[diesel(sql_type = BigInt)]
+        generic_plans: i64,
+        #[diesel(sql_type = BigInt)]
+        custom_plans: i64,
     }
-    // Every step on one connection, whose prepared statements PostgreSQL lists.
+    // Every step on one connection, whose prepared statements PostgreSQL lists. More runs
+    // than the five after which PostgreSQL would otherwise settle on a generic plan.
     let kept = rig
         .db
         .run(|c| {
             let now = Utc::now().naive_utc();
             let lease = now + chrono::Duration::seconds(30);
-            for _ in 0..2 {
+            for _ in 0..8 {
                 let rows = outbox::claim(c, "relay-1", now, lease, 1)?;
                 assert_eq!(rows.len(), 1);
                 let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
                 assert_eq!(outbox::mark_sent(c, "relay-1", &seqs, now)?, 1);
             }
-            fleetdesk_store::diesel::sql_query("SELECT statement FROM pg_prepared_statements")
-                .load::<Kept>(c)
-                .map_err(StoreError::from)
+            fleetdesk_store::diesel::sql_query(
+                "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements",
+            )
+            .load::<Kept>(c)
+            .map_err(StoreError::from)
         })
         .await
         .unwrap();
-    let has = |start: &str| {
-        kept.iter()
-            .filter(|k| k.statement.starts_with(start))
-            .count()
-    };
-    assert_eq!(
-        has("UPDATE outbox SET claimed_by"),
-        1,
-        "the claim is kept once"
-    );
-    assert_eq!(
-        has("UPDATE \"outbox\" SET \"payload\""),
-        1,
-        "mark_sent is kept once"
+    let claims: Vec<&Kept> = kept
+        .iter()
+        .filter(|k| k.statement.starts_with("WITH head AS"))
+        .collect();
+    assert_eq!(claims.len(), 1, "the claim is kept once");
+    assert_eq!(claims[0].generic_plans, 0, "the claim ran a generic plan");
+    assert_eq!(claims[0].custom_plans, 8);
+    assert!(
+        !kept
+            .iter()
+            .any(|k| k.statement.starts_with("UPDATE \"outbox\" SET \"payload\"")),
+        "the mark is kept prepared"
     );
     assert_eq!(rig.unsent().await, 0);
 }
