@@ -909,10 +909,20 @@ fn page_and_count<'a>(
     count_cap: i64,
     keep: bool,
 ) -> QueryResult<Listed> {
+    // The whole list is counted newest first, whatever its order: down the end of the
+    // created index where the page of a default list was just read, an index-only scan of
+    // the first `count_cap` entries. Unordered, PostgreSQL counted them with a scan from the
+    // start of the table, through whatever updates had moved there (2-5 times the time at a
+    // million tickets with the breach scheduler at work, and its p99 3-5 times).
+    let counted_rows = if keep {
+        ordered(query(), (SortKey::CreatedAt, true))
+    } else {
+        query()
+    };
     let counted = PreparedIf(
         keep,
         CountRows::of(
-            query()
+            counted_rows
                 .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
                 .limit(count_cap),
         ),
