@@ -909,11 +909,11 @@ fn page_and_count<'a>(
     count_cap: i64,
     keep: bool,
 ) -> QueryResult<Listed> {
-    // The whole list is counted newest first, whatever its order: down the end of the
-    // created index where the page of a default list was just read, an index-only scan of
-    // the first `count_cap` entries. Unordered, PostgreSQL counted them with a scan from the
-    // start of the table, through whatever updates had moved there (2-5 times the time at a
-    // million tickets with the breach scheduler at work, and its p99 3-5 times).
+    // The whole list is counted newest first, whatever its order: an index-only scan of the
+    // first `count_cap` entries down the end of the created index, where a default list's
+    // page was just read. Unordered, PostgreSQL counted them with a scan from the start of
+    // the table; at a million tickets, after deletes, a vacuum and the breach scheduler's
+    // updates, that took 2-3 times as long at the median and 3-5 times at p99.
     let counted_rows = if keep {
         ordered(query(), (SortKey::CreatedAt, true))
     } else {
