@@ -18,6 +18,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod edge;
+pub mod h1;
 pub mod limits;
 pub mod proxy;
 pub mod server;
@@ -32,7 +33,6 @@ use std::time::{Duration, Instant};
 use fleetdesk_web::ApiError;
 use fleetdesk_web::context::{self, RequestContext};
 use futures_util::future::join_all;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
@@ -151,7 +151,11 @@ impl Gateway {
 
 /// Serves one request: the gateway's own routes, or forwarding; then the edge headers, the
 /// request id, one log line and the request metrics.
-pub(crate) async fn handle(gw: &Gateway, peer: &Peer, req: Request<Incoming>) -> Response<GwBody> {
+pub(crate) async fn handle(
+    gw: &Gateway,
+    peer: &Peer,
+    req: Request<h1::ClientBody>,
+) -> Response<GwBody> {
     let started = Instant::now();
     let headers = req.headers();
     let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -237,7 +241,7 @@ async fn serve(
     gw: &Gateway,
     peer: &Peer,
     own: Option<Own>,
-    req: Request<Incoming>,
+    req: Request<h1::ClientBody>,
     ctx: &RequestContext,
 ) -> Response<GwBody> {
     let Some(own) = own else {

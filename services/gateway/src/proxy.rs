@@ -8,7 +8,6 @@ use fleetdesk_auth::TokenError;
 use fleetdesk_web::ApiError;
 use fleetdesk_web::context::RequestContext;
 use fleetdesk_web::error::ErrorKind;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
@@ -16,6 +15,7 @@ use crate::Gateway;
 use crate::auth::Exchange;
 use crate::body::{self, GwBody};
 use crate::config::UpstreamConfig;
+use crate::h1::ClientBody;
 use crate::limits::{Decision, KeyKind};
 use crate::server::Peer;
 use crate::upstream::{self as client, SendError, UpBody};
@@ -425,7 +425,7 @@ const HTTPS: HeaderValue = HeaderValue::from_static("https");
 pub async fn forward(
     gw: &Gateway,
     peer: &Peer,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     ctx: &RequestContext,
 ) -> Result<Response<GwBody>, ApiError> {
     oversized_head(&req, gw.max_header)?;
@@ -611,7 +611,7 @@ pub async fn forward(
 /// 414 for a request target over `limit` bytes, 431 for header lines that add up to more:
 /// checked first in forwarding, so an oversized token or cookie never reaches the JWT check,
 /// the limiter or an upstream.
-fn oversized_head(req: &Request<Incoming>, limit: usize) -> Result<(), ApiError> {
+fn oversized_head(req: &Request<ClientBody>, limit: usize) -> Result<(), ApiError> {
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > limit {
         return Err(ApiError::new(

@@ -1,16 +1,15 @@
 //! The gateway's HTTP/1.1 server: one thread per worker, each with its own single-threaded
 //! runtime accepting from the shared listener and serving its connections to the end, so a
 //! request, its upstream connection and its response never change threads (as nginx's worker
-//! processes). Requests and responses are hyper's own types from the client socket to the
-//! upstream and back: headers are edited in place and body frames are passed on, never copied.
+//! processes). A connection's requests are read and its responses written by [`crate::h1`].
 //!
 //! Timers are per connection, never per request: a connection's idle timer closes it when it
 //! has served nothing for a while (a client that is slow to send its head, or a keep-alive
 //! connection left idle), and its deadline timer bounds each request's wait for an upstream.
 //! The idle timer is re-armed once per period, and the deadline timer is moved from one
-//! request's deadline to the next's. hyper's own head timeout made, armed and dropped a timer
-//! per request, and read the socket once more after each head to arm the next. With a timeout
-//! timer per upstream call, that was about a tenth of the gateway's CPU per forwarded request.
+//! request's deadline to the next's. (hyper's server, used before, made, armed and dropped a
+//! head timer per request; with a timeout timer per upstream call, that was about a tenth of
+//! the gateway's CPU per forwarded request.)
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -18,19 +17,14 @@ use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Notify, watch};
 use tokio::time::Sleep;
 
 use crate::Gateway;
-use crate::body::GwBody;
+use crate::h1::{self, ClientIo};
 
 /// How long in-flight requests get to finish once a stop is asked for.
 const GRACE: Duration = Duration::from_secs(30);
@@ -50,6 +44,8 @@ pub struct Peer {
     stirred: Cell<bool>,
     /// The connection's deadline timer (see [`Peer::within`]), made on its first request.
     deadline: Cell<Option<Pin<Box<Sleep>>>>,
+    /// The gateway is stopping: the request in flight is the connection's last.
+    stopping: Cell<bool>,
 }
 
 impl Peer {
@@ -61,6 +57,7 @@ impl Peer {
             busy: Cell::new(0),
             stirred: Cell::new(false),
             deadline: Cell::new(None),
+            stopping: Cell::new(false),
         }
     }
 
@@ -89,8 +86,13 @@ impl Peer {
         out
     }
 
+    /// Whether the gateway is stopping.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.get()
+    }
+
     /// A request has begun; it ends when the returned guard is dropped.
-    fn begin(self: &Rc<Self>) -> Serving {
+    pub(crate) fn begin(self: &Rc<Self>) -> Serving {
         self.busy.set(self.busy.get() + 1);
         self.stirred.set(true);
         Serving(self.clone())
@@ -105,39 +107,12 @@ impl Peer {
 }
 
 /// A request being served, from its head to the end of its response's body.
-struct Serving(Rc<Peer>);
+pub(crate) struct Serving(Rc<Peer>);
 
 impl Drop for Serving {
     fn drop(&mut self) {
         self.0.busy.set(self.0.busy.get() - 1);
         self.0.stirred.set(true);
-    }
-}
-
-/// A response body with its request's [`Serving`] guard: hyper drops it once the body is
-/// written (or the client has gone).
-pub struct Served {
-    body: GwBody,
-    _serving: Serving,
-}
-
-impl Body for Served {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -229,16 +204,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// Why a connection's serving loop ended.
-enum Ended {
-    /// The connection ended by itself (the client closed it, or an error).
-    Done(hyper::Result<()>),
-    /// A whole idle period without a request.
-    Idle,
-    /// The gateway is stopping.
-    Stopping,
-}
-
 /// Connections a worker is serving, to wait for on a stop.
 #[derive(Default)]
 struct Live {
@@ -279,15 +244,9 @@ async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch
         .map(|a| a.to_string())
         .unwrap_or_default();
     let live = Rc::new(Live::default());
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        // The idle timer stands in for hyper's (see the module's doc).
-        .header_read_timeout(None)
-        // Room for heads past the configured limit, so that the gateway itself answers them
-        // with a problem (414/431) instead of the parser's bare status.
-        .max_buf_size((gateway.max_header * 2 + 16 * 1024).max(8192));
-    let builder = Rc::new(builder);
+    // Room for heads past the configured limit, so that forwarding answers them with its own
+    // problem (414/431, see `proxy::oversized_head`) rather than the reader's plain 431.
+    let max_head = (gateway.max_header * 2 + 16 * 1024).max(8192);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -305,60 +264,46 @@ async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch
         let _ = stream.set_nodelay(true);
         let peer = Rc::new(Peer::new(addr, local.clone()));
         let gateway = gateway.clone();
-        let builder = builder.clone();
         let mut stopped = stopped.clone();
         let counted = Counted::new(&live);
         tokio::task::spawn_local(async move {
             let _counted = counted;
             let idle_timeout = gateway.idle_timeout;
-            let watched = peer.clone();
-            let service = service_fn(move |req: Request<Incoming>| {
-                let gateway = gateway.clone();
-                let peer = peer.clone();
-                let serving = peer.begin();
-                Box::pin(async move {
-                    let response = crate::handle(&gateway, &peer, req).await;
-                    Ok::<Response<Served>, std::convert::Infallible>(response.map(|body| Served {
-                        body,
-                        _serving: serving,
-                    }))
-                })
-            });
-            let mut connection = builder.serve_connection(TokioIo::new(stream), service);
-            // A connection idle for a whole period is closed: one that was not (a request began or
-            // ended in it, or one is being served) gets another period.
-            let idle = tokio::time::sleep(idle_timeout);
-            tokio::pin!(idle);
-            let ended = loop {
-                tokio::select! {
-                    r = poll_fn(|cx| connection.poll_without_shutdown(cx)) => break Ended::Done(r),
-                    _ = stopped.changed() => break Ended::Stopping,
-                    () = &mut idle => {
-                        if watched.idle_since_last_look() {
-                            break Ended::Idle;
+            let io = Rc::new(ClientIo::new(stream));
+            // Whether the connection ended by itself (the client closed it, or asked to, or a
+            // request left it out of step), rather than idle or stopped between requests.
+            let ended = async {
+                let serving = h1::serve(&gateway, &peer, &io, max_head);
+                tokio::pin!(serving);
+                // A connection idle for a whole period is closed: one that was not (a request began or
+                // ended in it, or one is being served) gets another period.
+                let idle = tokio::time::sleep(idle_timeout);
+                tokio::pin!(idle);
+                loop {
+                    tokio::select! {
+                        () = &mut serving => return true,
+                        _ = stopped.changed(), if !peer.stopping() => {
+                            // The request in flight, if any, is answered and is the last.
+                            peer.stopping.set(true);
+                            if peer.busy.get() == 0 {
+                                return false;
+                            }
                         }
-                        idle.as_mut().reset((Instant::now() + idle_timeout).into());
+                        () = &mut idle => {
+                            if peer.idle_since_last_look() {
+                                // Nothing in flight: nothing is lost by closing.
+                                tracing::debug!("idle client connection closed");
+                                return false;
+                            }
+                            idle.as_mut().reset((Instant::now() + idle_timeout).into());
+                        }
                     }
                 }
-            };
-            let result = match ended {
-                Ended::Done(r) => r,
-                Ended::Idle => {
-                    // Nothing in flight: nothing is lost by closing.
-                    tracing::debug!("idle client connection closed");
-                    return;
-                }
-                Ended::Stopping => {
-                    Pin::new(&mut connection).graceful_shutdown();
-                    tokio::time::timeout(GRACE, poll_fn(|cx| connection.poll_without_shutdown(cx)))
-                        .await
-                        .unwrap_or(Ok(()))
-                }
-            };
-            if let Err(e) = &result {
-                tracing::debug!(error = %e, "client connection ended");
             }
-            linger(connection.into_parts().io.into_inner()).await;
+            .await;
+            if ended && let Ok(io) = Rc::try_unwrap(io) {
+                linger(io.into_stream()).await;
+            }
         });
     }
     drop(listener);

@@ -8,3 +8,4 @@ mod edge;
 mod forwarding;
 mod limits;
 mod rig;
+mod wire;
