@@ -151,6 +151,10 @@ pub struct GatewayConfig {
     /// between one and two of these (`FLEETDESK_GATEWAY_IDLE_TIMEOUT_SECONDS`, default 5). A
     /// request being served keeps its connection open however long it takes.
     pub idle_timeout: Duration,
+    /// How long a client may take to make room for more of its answer
+    /// (`FLEETDESK_GATEWAY_SEND_TIMEOUT_SECONDS`, default 60, as nginx's `send_timeout`): one
+    /// that stops reading is closed, however long its answer or stream.
+    pub send_timeout: Duration,
     /// Consecutive failures that open an upstream's circuit
     /// (`FLEETDESK_GATEWAY_BREAKER_FAILURES`, default 5).
     pub breaker_failures: u32,
@@ -430,6 +434,7 @@ impl GatewayConfig {
             breaker_failures,
             breaker_open: secs("FLEETDESK_GATEWAY_BREAKER_OPEN_SECONDS", 10, 1, 3600)?,
             idle_timeout: secs("FLEETDESK_GATEWAY_IDLE_TIMEOUT_SECONDS", 5, 1, 3600)?,
+            send_timeout: secs("FLEETDESK_GATEWAY_SEND_TIMEOUT_SECONDS", 60, 1, 3600)?,
             rate_limits,
             redis_url,
             cors_origins,

@@ -15,6 +15,7 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use fleetdesk_web::ApiError;
@@ -55,12 +56,15 @@ pub struct ClientIo {
     reading: Cell<Reading>,
     /// `100 Continue` is owed before the body is first read.
     continue_due: Cell<bool>,
+    /// How long the client may take to make room for more of an answer.
+    send_timeout: Duration,
 }
 
 impl ClientIo {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: TcpStream, send_timeout: Duration) -> Self {
         Self {
             stream,
+            send_timeout,
             buf: RefCell::new(BytesMut::with_capacity(READ_SIZE)),
             reading: Cell::new(Reading::Done),
             continue_due: Cell::new(false),
@@ -114,7 +118,11 @@ impl ClientIo {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(written) => IoSlice::advance_slices(&mut left, written),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.stream.writable().await?;
+                        // A client that stops reading its answer is let go (a timer only
+                        // when the socket's buffer is full).
+                        tokio::time::timeout(self.send_timeout, self.stream.writable())
+                            .await
+                            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
                     }
                     Err(e) => return Err(e),
                 }
@@ -264,22 +272,24 @@ fn parse_head(io: &Rc<ClientIo>) -> Result<Option<Head>, ApiError> {
     let offset = |s: &[u8]| s.as_ptr() as usize - start;
     let path = parsed.path.unwrap_or_default();
     let target = (offset(path.as_bytes()), path.len());
-    let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
-    let fields = parsed.headers.len();
-    for (span, h) in spans.iter_mut().zip(parsed.headers.iter()) {
-        *span = (
-            offset(h.name.as_bytes()),
-            h.name.len(),
-            offset(h.value),
-            h.value.len(),
-        );
-    }
+    let spans: Vec<(usize, usize, usize, usize)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                offset(h.name.as_bytes()),
+                h.name.len(),
+                offset(h.value),
+                h.value.len(),
+            )
+        })
+        .collect();
     let head = buf.split_to(len).freeze();
     drop(buf);
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1))
         .map_err(|_| bad_head("the request target is not a valid URI"))?;
-    let mut headers = HeaderMap::with_capacity(fields + 8);
-    for &(name, name_len, value, value_len) in &spans[..fields] {
+    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
+    for &(name, name_len, value, value_len) in &spans {
         let name = HeaderName::from_bytes(&head[name..name + name_len])
             .map_err(|_| bad_head("a header field's name is not valid"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))

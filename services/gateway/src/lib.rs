@@ -63,6 +63,7 @@ pub struct Gateway {
     breaker_failures: u32,
     breaker_open: Duration,
     pub(crate) idle_timeout: Duration,
+    pub(crate) send_timeout: Duration,
     trusted: Vec<config::Network>,
     /// Identity's signing keys.
     pub keys: Keys,
@@ -144,6 +145,7 @@ impl Gateway {
             breaker_failures: config.breaker_failures,
             breaker_open: config.breaker_open,
             idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
             trusted: config.trusted_proxies.clone(),
         })
     }

@@ -269,7 +269,7 @@ async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch
         tokio::task::spawn_local(async move {
             let _counted = counted;
             let idle_timeout = gateway.idle_timeout;
-            let io = Rc::new(ClientIo::new(stream));
+            let io = Rc::new(ClientIo::new(stream, gateway.send_timeout));
             // Whether the connection ended by itself (the client closed it, or asked to, or a
             // request left it out of step), rather than idle or stopped between requests.
             let ended = async {

@@ -290,3 +290,78 @@ async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed
     }
     assert_eq!(r.hits(), before, "none reached the upstream");
 }
+
+/// An upstream answering every request with `size` bytes; the flag is set once a write of them
+/// fails (the gateway let the connection go).
+async fn big_upstream(size: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let cut = Arc::new(AtomicBool::new(false));
+    let flag = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    if !more(&mut socket, &mut head).await {
+                        return;
+                    }
+                }
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n");
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                let block = vec![b'x'; 1 << 20];
+                for _ in 0..size / block.len() {
+                    if socket.write_all(&block).await.is_err() {
+                        flag.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, cut)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_let_go() {
+    use std::sync::atomic::Ordering;
+    const SIZE: usize = 256 << 20;
+    let (url, cut) = big_upstream(SIZE).await;
+    let r = rig(&[
+        ("FLEETDESK_GATEWAY_UPSTREAM_KNOWLEDGE", url.as_str()),
+        ("FLEETDESK_GATEWAY_SEND_TIMEOUT_SECONDS", "1"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(r.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /api/v1/knowledge/big HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\n\r\n",
+        r.admin_token
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // Not read: the gateway's writes stall, and after a second it lets both connections go.
+    let started = std::time::Instant::now();
+    while !cut.load(Ordering::SeqCst) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the upstream was still being read after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut got = 0usize;
+    let mut chunk = vec![0u8; 1 << 20];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk)).await
+        && n > 0
+    {
+        got += n;
+    }
+    assert!(
+        got > 0 && got < SIZE,
+        "{got} bytes of {SIZE}, then the close"
+    );
+}
