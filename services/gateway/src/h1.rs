@@ -31,7 +31,7 @@ use crate::Gateway;
 use crate::body::{self, GwBody};
 use crate::proxy::list;
 use crate::server::Peer;
-use crate::upstream::{Chunk, Reading, Step, bad, step};
+use crate::upstream::{Chunk, Reading, Step, bad, head_end, length, step};
 
 /// The most header fields in a request head (hyper's limit was 100).
 const MAX_HEADERS: usize = 128;
@@ -329,7 +329,7 @@ fn parse_head(io: &Rc<ClientIo>) -> Result<Option<Head>, ApiError> {
             .get_all(header::CONTENT_LENGTH)
             .iter()
             .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-            .map(|v| v.trim().parse::<u64>());
+            .map(|v| length(v.trim()));
         match lengths.next() {
             Some(Ok(n)) if lengths.all(|other| other.as_ref().ok() == Some(&n)) => {
                 Reading::Length(n)
@@ -367,10 +367,14 @@ fn parse_head(io: &Rc<ClientIo>) -> Result<Option<Head>, ApiError> {
 /// The next request head: `Ok(None)` when the client closed the connection (or it failed)
 /// before sending one whole.
 async fn read_head(io: &Rc<ClientIo>, max_head: usize) -> Result<Option<Head>, ApiError> {
+    // Bytes already looked at for the head's end: it is parsed once it has come.
+    let mut scanned = 0;
     loop {
         let buffered = io.buf.borrow().len();
         if buffered > 0 {
-            if let Some(head) = parse_head(io)? {
+            let whole = head_end(&io.buf.borrow(), scanned);
+            scanned = buffered;
+            if whole && let Some(head) = parse_head(io)? {
                 return Ok(Some(head));
             }
             if buffered > max_head {

@@ -352,6 +352,24 @@ pub(crate) fn bad(what: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> 
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
 
+/// A `Content-Length` value: digits only (`str::parse` would also take a sign).
+pub(crate) fn length(value: &str) -> Result<u64, ()> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    value.parse().map_err(|_| ())
+}
+
+/// Where the head that starts `buf` ends, looking for its blank line only in what came after
+/// `scanned` bytes (less the three that may begin it): a head sent a byte at a time is not
+/// parsed again on every byte.
+pub(crate) fn head_end(buf: &[u8], scanned: usize) -> bool {
+    let from = scanned.saturating_sub(3);
+    buf.get(from..).is_some_and(|tail| {
+        tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+    })
+}
+
 /// Parses a response head at the start of `buf` (RFC 9112 §6.3 for its body's length).
 fn parse_head(buf: &mut BytesMut, request: &Method) -> io::Result<Parsed> {
     // Slots left uninitialised and spans sized to the fields: 4 KiB arrays zeroed per parse
@@ -414,7 +432,7 @@ fn parse_head(buf: &mut BytesMut, request: &Method) -> io::Result<Parsed> {
             .get_all(header::CONTENT_LENGTH)
             .iter()
             .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-            .map(|v| v.trim().parse::<u64>());
+            .map(|v| length(v.trim()));
         let first = lengths.next();
         match first {
             Some(Ok(n)) if lengths.all(|other| other.as_ref().ok() == Some(&n)) => {
@@ -795,6 +813,36 @@ mod tests {
                     fed = end;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn lengths_are_digits_only() {
+        assert_eq!(length("0"), Ok(0));
+        assert_eq!(length("11327"), Ok(11327));
+        for bad in [
+            "",
+            "+5",
+            "-5",
+            " 5",
+            "5 ",
+            "0x10",
+            "1e3",
+            "99999999999999999999",
+        ] {
+            assert_eq!(length(bad), Err(()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_heads_end_is_found_in_what_is_new() {
+        let head = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n";
+        assert!(head_end(head, 0));
+        assert!(head_end(b"GET / HTTP/1.1\nhost: a\n\n", 0), "bare LF");
+        assert!(!head_end(&head[..head.len() - 1], 0));
+        // The end straddling what was scanned and what came after.
+        for scanned in 0..head.len() {
+            assert!(head_end(head, scanned), "scanned {scanned}");
         }
     }
 

@@ -271,6 +271,14 @@ async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed
             400,
             "bad_request",
         ),
+        (
+            format!(
+                "POST /api/v1/tickets HTTP/1.1\r\nauthorization: Bearer {token}\r\n\
+                 content-length: +3\r\n\r\nabc"
+            ),
+            400,
+            "bad_request",
+        ),
         ("NOT HTTP AT ALL\r\n\r\n".to_owned(), 400, "bad_request"),
         (many, 431, "headers_too_large"),
     ];
@@ -364,4 +372,24 @@ async fn a_client_that_stops_reading_its_answer_is_let_go() {
         got > 0 && got < SIZE,
         "{got} bytes of {SIZE}, then the close"
     );
+}
+
+#[tokio::test]
+async fn a_head_sent_a_byte_at_a_time_is_served() {
+    let r = rig(&[]).await;
+    let mut stream = TcpStream::connect(r.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    let request = format!(
+        "GET /api/v1/tickets?slow=1 HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\n\r\n",
+        r.admin_token
+    );
+    for byte in request.as_bytes() {
+        stream.write_all(std::slice::from_ref(byte)).await.unwrap();
+    }
+    let mut buf = Vec::new();
+    let answer = response(&mut stream, &mut buf, "GET").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(json(&answer.body)["query"], "slow=1");
 }
