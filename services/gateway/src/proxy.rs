@@ -535,16 +535,16 @@ pub async fn forward(
     set(TRACEPARENT, HeaderValue::try_from(ctx.traceparent()).ok());
 
     let limit = gw.max_body;
-    let seen = std::sync::Arc::new(AtomicU64::new(0));
-    let body = if has_body {
+    // Counted only for a request that has a body (one allocation less for those without).
+    let seen = has_body.then(|| std::sync::Arc::new(AtomicU64::new(0)));
+    let body = match &seen {
         // Passed on as it arrives (back-pressure both ways), counted against the limit.
-        UpBody::Client {
+        Some(seen) => UpBody::Client {
             body: incoming,
             seen: seen.clone(),
             limit,
-        }
-    } else {
-        UpBody::Empty
+        },
+        None => UpBody::Empty,
     };
     // Origin-form: the path and query exactly as the client sent them.
     if uri.scheme().is_some() || uri.authority().is_some() {
@@ -574,7 +574,10 @@ pub async fn forward(
             ));
         }
         Some(Err(e)) => {
-            if seen.load(Ordering::Relaxed) > limit {
+            if seen
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed) > limit)
+            {
                 return Err(too_large(limit));
             }
             upstream.failed(gw.breaker_failures, gw.breaker_open);
