@@ -496,18 +496,18 @@ pub async fn forward(
         .or_else(|| headers.get(header::HOST).cloned())
         .or_else(|| HeaderValue::from_str(&peer.local).ok());
     drop_hop_by_hop(headers);
-    for name in [&X_API_KEY, &X_REQUEST_ID, &TRACEPARENT, &header::FORWARDED] {
-        headers.remove(name);
-    }
-    // Forwarded headers from clients are not passed on: the gateway sets its own (from a
-    // trusted proxy's, see `Client`).
-    let client_forwarded: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("x-forwarded-"))
-        .cloned()
-        .collect();
-    for name in client_forwarded {
-        headers.remove(name);
+    // Not passed on: the client's API key (exchanged for a token above) and its forwarding
+    // headers (the gateway sets its own, from a trusted proxy's: see `Client`). Its
+    // `X-Request-Id` and `traceparent` are replaced below. Most requests carry none of these:
+    // one pass over the names finds that, without a lookup per name.
+    let dropped = |n: &HeaderName| {
+        n == X_API_KEY || n == header::FORWARDED || n.as_str().starts_with("x-forwarded-")
+    };
+    if headers.keys().any(dropped) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| dropped(n)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
     }
     headers.reserve(8);
     match &upstream.host {
@@ -519,9 +519,13 @@ pub async fn forward(
     {
         headers.insert(header::AUTHORIZATION, v);
     }
-    let mut set = |name: HeaderName, value: Option<HeaderValue>| {
-        if let Some(v) = value {
+    // Each of these is the gateway's alone: set, or removed if it has no value for it.
+    let mut set = |name: HeaderName, value: Option<HeaderValue>| match value {
+        Some(v) => {
             headers.insert(name, v);
+        }
+        None => {
+            headers.remove(name);
         }
     };
     set(X_FORWARDED_FOR, HeaderValue::from_str(&client.ip).ok());
