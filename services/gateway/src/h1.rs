@@ -297,6 +297,14 @@ fn parse_head(io: &Rc<ClientIo>) -> Result<Option<Head>, ApiError> {
         headers.append(name, value);
     }
 
+    // RFC 9112 §3.2: one `Host`, and in HTTP/1.1 always one (two could name different hosts
+    // to the gateway and to an upstream or a cache).
+    let hosts = headers.get_all(header::HOST).iter().count();
+    if hosts > 1 || (hosts == 0 && version == Version::HTTP_11) {
+        return Err(bad_head(
+            "an HTTP/1.1 request needs exactly one Host header field",
+        ));
+    }
     let mut keep_alive = version == Version::HTTP_11;
     for token in list(&headers, &header::CONNECTION) {
         if token.eq_ignore_ascii_case("close") {

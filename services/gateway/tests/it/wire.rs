@@ -249,7 +249,7 @@ async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed
         // Request smuggling: two lengths, or a coding an upstream could read differently.
         (
             format!(
-                "POST /api/v1/tickets HTTP/1.1\r\nauthorization: Bearer {token}\r\n\
+                "POST /api/v1/tickets HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {token}\r\n\
                  content-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
             ),
             400,
@@ -257,7 +257,7 @@ async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed
         ),
         (
             format!(
-                "POST /api/v1/tickets HTTP/1.1\r\nauthorization: Bearer {token}\r\n\
+                "POST /api/v1/tickets HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {token}\r\n\
                  transfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
             ),
             400,
@@ -265,7 +265,7 @@ async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed
         ),
         (
             format!(
-                "POST /api/v1/tickets HTTP/1.1\r\nauthorization: Bearer {token}\r\n\
+                "POST /api/v1/tickets HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {token}\r\n\
                  content-length: 3, 4\r\n\r\nabc"
             ),
             400,
@@ -273,13 +273,23 @@ async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed
         ),
         (
             format!(
-                "POST /api/v1/tickets HTTP/1.1\r\nauthorization: Bearer {token}\r\n\
+                "POST /api/v1/tickets HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {token}\r\n\
                  content-length: +3\r\n\r\nabc"
             ),
             400,
             "bad_request",
         ),
         ("NOT HTTP AT ALL\r\n\r\n".to_owned(), 400, "bad_request"),
+        (
+            "GET /health HTTP/1.1\r\n\r\n".to_owned(),
+            400,
+            "bad_request",
+        ),
+        (
+            "GET /health HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n".to_owned(),
+            400,
+            "bad_request",
+        ),
         (many, 431, "headers_too_large"),
     ];
     for (request, status, code) in cases {
