@@ -369,6 +369,11 @@ impl Application {
         })
     }
 
+    /// A handle that stops the gateway as SIGTERM does.
+    pub fn stopper(&self) -> server::Stopper {
+        self.server.stopper()
+    }
+
     /// Serves until SIGINT or SIGTERM, then lets the requests in flight finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.run().await;

@@ -116,6 +116,17 @@ impl Drop for Serving {
     }
 }
 
+/// Stops a [`Server`]: it stops accepting, answers the requests in flight (each the last on
+/// its connection) and closes idle connections.
+#[derive(Clone)]
+pub struct Stopper(watch::Sender<bool>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
 /// Running workers.
 pub struct Server {
     stop: watch::Sender<bool>,
@@ -162,6 +173,11 @@ impl Server {
             stop,
             workers: done,
         })
+    }
+
+    /// A handle that stops the server as SIGTERM does.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
     }
 
     /// Serves until SIGINT or SIGTERM (or a worker ends), then stops accepting and lets the

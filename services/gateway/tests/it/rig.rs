@@ -70,6 +70,8 @@ pub struct Rig {
     pub admin_token: String,
     pub echo_hits: web::Data<AtomicUsize>,
     pub base: String,
+    /// Stops the gateway as SIGTERM does.
+    pub stopper: fleetdesk_gateway::server::Stopper,
     identity_url: String,
     echo_url: String,
     _db: TestDb,
@@ -154,6 +156,7 @@ pub async fn rig(extra: &[(&str, &str)]) -> Rig {
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port);
+    let stopper = app.stopper();
     tokio::spawn(app.run_until_stopped());
     let http = Http::new(base.clone());
     let login = http
@@ -175,6 +178,7 @@ pub async fn rig(extra: &[(&str, &str)]) -> Rig {
         admin_token: login.body["accessToken"].as_str().unwrap().to_owned(),
         echo_hits: hits,
         base,
+        stopper,
         _db: db,
     }
 }

@@ -403,3 +403,39 @@ async fn a_head_sent_a_byte_at_a_time_is_served() {
     assert_eq!(answer.status, 200);
     assert_eq!(json(&answer.body)["query"], "slow=1");
 }
+
+#[tokio::test]
+async fn a_stop_answers_the_requests_in_flight_and_closes_the_rest() {
+    let r = rig(&[("FLEETDESK_GATEWAY_TIMEOUT_TICKETS_SECONDS", "10")]).await;
+    let address = r.base.trim_start_matches("http://").to_owned();
+    // A keep-alive connection between requests, and one whose request takes 3 s.
+    let mut idle = TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(response(&mut idle, &mut buf, "GET").await.status, 200);
+    let mut slow = TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "GET /api/v1/tickets/slow HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\n\r\n",
+        r.admin_token
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    r.stopper.stop();
+    // The idle connection is closed at once; the request in flight is answered, and is the
+    // last on its connection.
+    assert!(closed(&mut idle).await);
+    let mut buf = Vec::new();
+    let answer = response(&mut slow, &mut buf, "GET").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(closed(&mut slow).await);
+    // Nothing new is accepted.
+    let refused = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&address)).await;
+    assert!(
+        !matches!(refused, Ok(Ok(_))),
+        "a connection was accepted after the stop"
+    );
+}
