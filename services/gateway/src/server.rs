@@ -297,6 +297,9 @@ async fn worker(gateway: Arc<Gateway>, listener: TcpListener, mut stopped: watch
                 tokio::pin!(idle);
                 loop {
                     tokio::select! {
+                        // Polled in this order on every wake-up (the requests' own first), with
+                        // no random draw to pick the first.
+                        biased;
                         () = &mut serving => return true,
                         _ = stopped.changed(), if !peer.stopping() => {
                             // The request in flight, if any, is answered and is the last.
