@@ -154,14 +154,7 @@ fn would_block() -> io::Error {
 
 /// A request's body, read from the client's connection as it is polled: `Content-Length`
 /// bytes, or chunked (decoded). Trailer fields are read and dropped.
-pub struct ClientBody(Option<Rc<ClientIo>>);
-
-impl ClientBody {
-    /// No body (requests made by tests).
-    pub fn empty() -> Self {
-        Self(None)
-    }
-}
+pub struct ClientBody(Rc<ClientIo>);
 
 impl Body for ClientBody {
     type Data = Bytes;
@@ -171,9 +164,7 @@ impl Body for ClientBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        let Some(io) = &self.0 else {
-            return Poll::Ready(None);
-        };
+        let io = &self.0;
         if io.reading.get() == Reading::Done {
             return Poll::Ready(None);
         }
@@ -210,16 +201,14 @@ impl Body for ClientBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0
-            .as_ref()
-            .is_none_or(|io| io.reading.get() == Reading::Done)
+        self.0.reading.get() == Reading::Done
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.0.as_ref().map(|io| io.reading.get()) {
-            None | Some(Reading::Done) => SizeHint::with_exact(0),
-            Some(Reading::Length(n)) => SizeHint::with_exact(n),
-            Some(_) => SizeHint::default(),
+        match self.0.reading.get() {
+            Reading::Done => SizeHint::with_exact(0),
+            Reading::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
         }
     }
 }
@@ -361,7 +350,7 @@ fn parse_head(io: &Rc<ClientIo>) -> Result<Option<Head>, ApiError> {
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
     );
 
-    let mut request = Request::new(ClientBody(Some(io.clone())));
+    let mut request = Request::new(ClientBody(io.clone()));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
