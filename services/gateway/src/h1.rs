@@ -31,7 +31,7 @@ use crate::Gateway;
 use crate::body::{self, GwBody};
 use crate::proxy::list;
 use crate::server::Peer;
-use crate::upstream::{Chunk, Reading, Step, bad, head_end, length, step};
+use crate::upstream::{Chunk, Reading, Step, bad, content_length, head_end, make_room, step};
 
 /// The most header fields in a request head (hyper's limit was 100).
 const MAX_HEADERS: usize = 128;
@@ -82,10 +82,7 @@ impl ClientIo {
     /// system call that finds nothing.
     fn poll_fill(&self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let mut buf = self.buf.borrow_mut();
-        let spare = buf.capacity() - buf.len();
-        if spare < READ_SIZE / 4 || (buf.is_empty() && spare < READ_SIZE) {
-            buf.reserve(READ_SIZE);
-        }
+        make_room(&mut buf, READ_SIZE);
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
             let room = buf.capacity() - buf.len();
@@ -321,20 +318,12 @@ fn parse_head(io: &Rc<ClientIo>) -> Result<Option<Head>, ApiError> {
             ));
         }
         Reading::Chunked(Chunk::Size)
-    } else if headers.contains_key(header::CONTENT_LENGTH) {
-        let mut lengths = headers
-            .get_all(header::CONTENT_LENGTH)
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-            .map(|v| length(v.trim()));
-        match lengths.next() {
-            Some(Ok(n)) if lengths.all(|other| other.as_ref().ok() == Some(&n)) => {
-                Reading::Length(n)
-            }
-            _ => return Err(bad_head("Content-Length is not one number")),
-        }
     } else {
-        Reading::Done
+        match content_length(&headers) {
+            Some(Ok(n)) => Reading::Length(n),
+            Some(Err(())) => return Err(bad_head("Content-Length is not one number")),
+            None => Reading::Done,
+        }
     };
     let reading = if reading == Reading::Length(0) {
         Reading::Done

@@ -8,6 +8,7 @@ use fleetdesk_auth::TokenError;
 use fleetdesk_web::ApiError;
 use fleetdesk_web::context::RequestContext;
 use fleetdesk_web::error::ErrorKind;
+use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
@@ -459,10 +460,8 @@ pub async fn forward(
         Err(too_many) => return Ok(too_many),
     };
     let headers = &mut parts.headers;
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    // The body's framing as the server read it from the head (a declared length, or none).
+    if let Some(len) = incoming.size_hint().exact()
         && len > gw.max_body
     {
         return Err(too_large(gw.max_body));
@@ -484,11 +483,7 @@ pub async fn forward(
         ));
     }
 
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim() != "0");
+    let has_body = !incoming.is_end_stream();
     // The request's own headers go on, edited in place.
     let forwarded_host = client
         .host

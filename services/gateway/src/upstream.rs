@@ -323,11 +323,35 @@ fn poll_fill<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
-    let spare = buf.capacity() - buf.len();
-    if spare < READ_SIZE / 4 || (buf.is_empty() && spare < READ_SIZE) {
-        buf.reserve(READ_SIZE);
-    }
+    make_room(buf, READ_SIZE);
     tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+}
+
+/// Makes room for a read of about `size` bytes: made when little is left, and given back
+/// whole to an empty buffer (see [`poll_fill`]).
+pub(crate) fn make_room(buf: &mut BytesMut, size: usize) {
+    let spare = buf.capacity() - buf.len();
+    if spare < size / 4 || (buf.is_empty() && spare < size) {
+        buf.reserve(size);
+    }
+}
+
+/// The `Content-Length` of a message's fields: `None` without one, an error unless every value
+/// (over all its lines and comma-separated lists) is the same number.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<Result<u64, ()>> {
+    let mut lengths = headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(|v| length(v.trim()));
+    let first = lengths.next()?;
+    Some(first.and_then(|n| {
+        if lengths.all(|other| other == Ok(n)) {
+            Ok(n)
+        } else {
+            Err(())
+        }
+    }))
 }
 
 /// A response head, parsed.
@@ -427,21 +451,12 @@ fn parse_head(buf: &mut BytesMut, request: &Method) -> io::Result<Parsed> {
             Some(t) if t.eq_ignore_ascii_case("chunked") => Reading::Chunked(Chunk::Size),
             _ => Reading::Close,
         }
-    } else if headers.contains_key(header::CONTENT_LENGTH) {
-        let mut lengths = headers
-            .get_all(header::CONTENT_LENGTH)
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-            .map(|v| length(v.trim()));
-        let first = lengths.next();
-        match first {
-            Some(Ok(n)) if lengths.all(|other| other.as_ref().ok() == Some(&n)) => {
-                Reading::Length(n)
-            }
-            _ => return Err(bad("the response's Content-Length is not one number")),
-        }
     } else {
-        Reading::Close
+        match content_length(&headers) {
+            Some(Ok(n)) => Reading::Length(n),
+            Some(Err(())) => return Err(bad("the response's Content-Length is not one number")),
+            None => Reading::Close,
+        }
     };
     let keep_alive = http11 && !close && reading != Reading::Close;
     Ok(Parsed::Final(Head {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::rig::rig;
+use crate::rig::{Rig, rig};
 
 /// A response as read from the wire.
 struct Wire {
@@ -105,6 +105,13 @@ async fn closed(stream: &mut TcpStream) -> bool {
     )
 }
 
+/// A connection to the rig's gateway.
+async fn connect(r: &Rig) -> TcpStream {
+    TcpStream::connect(r.base.trim_start_matches("http://"))
+        .await
+        .unwrap()
+}
+
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap()
 }
@@ -112,9 +119,7 @@ fn json(body: &[u8]) -> serde_json::Value {
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let r = rig(&[]).await;
-    let mut stream = TcpStream::connect(r.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = connect(&r).await;
     let token = &r.admin_token;
     // Three requests in one write, the second with a body.
     let requests = format!(
@@ -161,8 +166,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 #[tokio::test]
 async fn http_1_0_clients_get_keep_alive_only_when_they_ask() {
     let r = rig(&[]).await;
-    let address = r.base.trim_start_matches("http://").to_owned();
-    let mut plain = TcpStream::connect(&address).await.unwrap();
+    let mut plain = connect(&r).await;
     plain
         .write_all(b"GET /health HTTP/1.0\r\n\r\n")
         .await
@@ -173,7 +177,7 @@ async fn http_1_0_clients_get_keep_alive_only_when_they_ask() {
     assert_eq!(answer.header("connection"), Some("close"));
     assert!(closed(&mut plain).await);
 
-    let mut kept = TcpStream::connect(&address).await.unwrap();
+    let mut kept = connect(&r).await;
     for _ in 0..2 {
         kept.write_all(b"GET /health HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
             .await
@@ -184,7 +188,7 @@ async fn http_1_0_clients_get_keep_alive_only_when_they_ask() {
     }
 
     // A streamed answer of unknown length: no chunking for HTTP/1.0, the close ends it.
-    let mut streamed = TcpStream::connect(&address).await.unwrap();
+    let mut streamed = connect(&r).await;
     let request = format!(
         "GET /api/v1/tickets/stream HTTP/1.0\r\nconnection: keep-alive\r\n\
          authorization: Bearer {}\r\n\r\n",
@@ -201,8 +205,7 @@ async fn http_1_0_clients_get_keep_alive_only_when_they_ask() {
 #[tokio::test]
 async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
     let r = rig(&[]).await;
-    let address = r.base.trim_start_matches("http://").to_owned();
-    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let mut stream = connect(&r).await;
     let head = format!(
         "POST /api/v1/tickets HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\n\
          content-type: text/plain\r\ncontent-length: 4\r\nexpect: 100-continue\r\n\r\n",
@@ -219,7 +222,7 @@ async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
 
     // Refused before the body is wanted: no 100, and the connection is not used again.
     let before = r.hits();
-    let mut refused = TcpStream::connect(&address).await.unwrap();
+    let mut refused = connect(&r).await;
     refused
         .write_all(
             b"POST /api/v1/tickets HTTP/1.1\r\nhost: gw\r\ncontent-length: 4\r\n\
@@ -237,7 +240,6 @@ async fn expect_100_continue_is_answered_when_the_body_is_wanted() {
 #[tokio::test]
 async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed() {
     let r = rig(&[]).await;
-    let address = r.base.trim_start_matches("http://").to_owned();
     let token = &r.admin_token;
     let before = r.hits();
     let mut many = String::from("GET /health HTTP/1.1\r\n");
@@ -293,7 +295,7 @@ async fn heads_that_could_be_read_two_ways_are_refused_and_the_connection_closed
         (many, 431, "headers_too_large"),
     ];
     for (request, status, code) in cases {
-        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let mut stream = connect(&r).await;
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut buf = Vec::new();
         let answer = response(&mut stream, &mut buf, "POST").await;
@@ -353,9 +355,7 @@ async fn a_client_that_stops_reading_its_answer_is_let_go() {
         ("FLEETDESK_GATEWAY_SEND_TIMEOUT_SECONDS", "1"),
     ])
     .await;
-    let mut stream = TcpStream::connect(r.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = connect(&r).await;
     let request = format!(
         "GET /api/v1/knowledge/big HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\n\r\n",
         r.admin_token
@@ -387,9 +387,7 @@ async fn a_client_that_stops_reading_its_answer_is_let_go() {
 #[tokio::test]
 async fn a_head_sent_a_byte_at_a_time_is_served() {
     let r = rig(&[]).await;
-    let mut stream = TcpStream::connect(r.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream = connect(&r).await;
     stream.set_nodelay(true).unwrap();
     let request = format!(
         "GET /api/v1/tickets?slow=1 HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\n\r\n",
@@ -409,13 +407,13 @@ async fn a_stop_answers_the_requests_in_flight_and_closes_the_rest() {
     let r = rig(&[("FLEETDESK_GATEWAY_TIMEOUT_TICKETS_SECONDS", "10")]).await;
     let address = r.base.trim_start_matches("http://").to_owned();
     // A keep-alive connection between requests, and one whose request takes 3 s.
-    let mut idle = TcpStream::connect(&address).await.unwrap();
+    let mut idle = connect(&r).await;
     idle.write_all(b"GET /health HTTP/1.1\r\nhost: gw\r\n\r\n")
         .await
         .unwrap();
     let mut buf = Vec::new();
     assert_eq!(response(&mut idle, &mut buf, "GET").await.status, 200);
-    let mut slow = TcpStream::connect(&address).await.unwrap();
+    let mut slow = connect(&r).await;
     let request = format!(
         "GET /api/v1/tickets/slow HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {}\r\n\r\n",
         r.admin_token
