@@ -384,13 +384,15 @@ pub(crate) fn length(value: &str) -> Result<u64, ()> {
     value.parse().map_err(|_| ())
 }
 
-/// Where the head that starts `buf` ends, looking for its blank line only in what came after
-/// `scanned` bytes (less the three that may begin it): a head sent a byte at a time is not
-/// parsed again on every byte.
+/// Whether the head that starts `buf` has ended, looking for its blank line only in what came
+/// after `scanned` bytes (less the two that may begin it): a head sent a byte at a time is not
+/// parsed again on every byte. Line ends are found with `memchr` (a head has a few dozen);
+/// comparing every window of the head was a tenth of the gateway's own CPU per request.
 pub(crate) fn head_end(buf: &[u8], scanned: usize) -> bool {
-    let from = scanned.saturating_sub(3);
-    buf.get(from..).is_some_and(|tail| {
-        tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+    let from = scanned.saturating_sub(2).min(buf.len());
+    memchr::memchr_iter(b'\n', &buf[from..]).any(|at| {
+        let after = &buf[from + at + 1..];
+        after.starts_with(b"\n") || after.starts_with(b"\r\n")
     })
 }
 
