@@ -2,7 +2,7 @@
 //! identity for short-lived tokens.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fleetdesk_auth::{Claims, RemoteKeys, TokenError};
@@ -37,29 +37,16 @@ impl Keys {
         Ok(n)
     }
 
-    /// Verifies a token (or finds it verified before and unexpired) and returns who it is
-    /// for.
-    pub async fn check(&self, token: &str) -> Result<Verified, TokenError> {
-        let claims = self.remote.verify_shared(token).await?;
-        Ok(Verified {
-            subject: claims.sub.clone(),
-            tenant: claims.tid.clone(),
-        })
+    /// Verifies a token (or finds it verified before and unexpired) and returns its claims,
+    /// shared with the verifier's memory of it (not copied per request).
+    pub async fn check(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        self.remote.verify_shared(token).await
     }
 
     /// Verifies a token, refreshing the keys once if it names a key not known yet.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.remote.verify(token).await
     }
-}
-
-/// A token that verified.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// `sub`.
-    pub subject: String,
-    /// `tid`.
-    pub tenant: String,
 }
 
 struct Cached {

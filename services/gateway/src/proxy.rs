@@ -177,10 +177,24 @@ fn api_key(headers: &HeaderMap, auth: Option<(&str, &str)>) -> Option<String> {
 struct Who {
     /// Replaces the `Authorization` header (an exchanged API key).
     replacement: Option<String>,
+    /// `key:<hash>` for an API key.
+    key: Option<String>,
+    /// The token's claims (an API key's: those of the token it was exchanged for).
+    claims: Option<std::sync::Arc<fleetdesk_auth::Claims>>,
+}
+
+impl Who {
     /// The token's subject, or `key:<hash>` for an API key.
-    subject: Option<String>,
+    fn subject(&self) -> Option<&str> {
+        self.key
+            .as_deref()
+            .or_else(|| self.claims.as_ref().map(|c| c.sub.as_str()))
+    }
+
     /// The caller's tenant.
-    tenant: Option<String>,
+    fn tenant(&self) -> Option<&str> {
+        self.claims.as_ref().map(|c| c.tid.as_str())
+    }
 }
 
 fn key_id(key: &str) -> String {
@@ -212,11 +226,11 @@ async fn authenticate(
         // Boxed (see `serve`): an exchange is an HTTP call, and most requests carry a token.
         return match Box::pin(gw.api_keys.token_for(&key, request_id)).await {
             Exchange::Token(t) => {
-                let tenant = Box::pin(gw.keys.check(&t)).await.ok().map(|v| v.tenant);
+                let claims = Box::pin(gw.keys.check(&t)).await.ok();
                 Ok(Who {
                     replacement: Some(t),
-                    subject: Some(key_id(&key)),
-                    tenant,
+                    key: Some(key_id(&key)),
+                    claims,
                 })
             }
             Exchange::Refused => Err(ApiError::unauthorized(
@@ -245,10 +259,10 @@ async fn authenticate(
     gw.keys
         .check(token)
         .await
-        .map(|v| Who {
+        .map(|claims| Who {
             replacement: None,
-            subject: Some(v.subject),
-            tenant: Some(v.tenant),
+            key: None,
+            claims: Some(claims),
         })
         .map_err(|e| token_problem(&e))
 }
@@ -270,10 +284,10 @@ async fn limit<'g>(
         .iter()
         .filter(|p| p.applies(service, path))
     {
-        let (kind, value) = match (policy.key, &who.subject, &who.tenant) {
-            (KeyKind::Subject, Some(s), _) => ("sub", s.as_str()),
+        let (kind, value) = match (policy.key, who.subject(), who.tenant()) {
+            (KeyKind::Subject, Some(s), _) => ("sub", s),
             (KeyKind::Ip | KeyKind::Subject, _, _) => ("ip", ip),
-            (KeyKind::Tenant, _, Some(t)) => ("tenant", t.as_str()),
+            (KeyKind::Tenant, _, Some(t)) => ("tenant", t),
             (KeyKind::Tenant, _, None) => continue,
         };
         // `fdrl:<policy>:<service>:<kind>:<value>`, in one buffer for every policy.
