@@ -7,7 +7,9 @@
 # The route is GET /api/v1/permissions (authenticated, no database). Production builds; identity
 # and the proxy share core 0 (one worker each), wrk runs on core 1. Prints a table.
 # This VM's speed drifts by several per cent between runs, so each path is measured ROUNDS times
-# (default 3), the paths taking turns, and the table gives medians.
+# (default 3), the paths taking turns, and the table gives medians. It also gives the CPU time
+# per request of the proxy and of identity (user + system, from /proc), which drifts less and is
+# what a proxy decides: the two share core 0, so their sum sets the throughput.
 #   bash bench/gateway.sh          (needs nginx and wrk: apt-get install nginx-light wrk)
 #   ROUNDS=5 DURATION=10s bash bench/gateway.sh
 set -euo pipefail
@@ -69,6 +71,7 @@ CONF
 taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" >"$work/nginx.log" 2>&1 &
 pids+=($!)
 wait_up "http://127.0.0.1:$NGINX_PORT/health"
+nginx_worker=$(pgrep -P "${pids[1]}" | head -n 1)
 
 FLEETDESK_GATEWAY_LISTEN="127.0.0.1:$GW_PORT" \
 FLEETDESK_GATEWAY_SERVICES=identity \
@@ -83,14 +86,21 @@ token=$(curl -fs "http://127.0.0.1:$ID_PORT/api/v1/auth/login" -H 'content-type:
   -d '{"email":"bench@fleetdesk.test","password":"bench password 1"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
 
-# One wrk run: "req/s p50_us p99_us non2xx".
-measure() { # connections, url
-  local out
+# A process's CPU time so far, in clock ticks (all its threads); 0 for no process.
+ticks() { # pid
+  if [ -z "$1" ]; then echo 0; else awk '{print $14 + $15}' "/proc/$1/stat"; fi
+}
+
+# One wrk run: "req/s p50_us p99_us non2xx proxy_us_per_request identity_us_per_request".
+measure() { # connections, url, proxy pid (none for identity directly)
+  local out proxy0 identity0 proxy1 identity1
   taskset -c 1 wrk -t2 -c"$1" -d2s -H "Authorization: Bearer $token" "$2" >/dev/null # warm-up
+  proxy0=$(ticks "$3"); identity0=$(ticks "${pids[0]}")
   out=$(taskset -c 1 wrk -t2 -c"$1" -d"$DURATION" --latency -H "Authorization: Bearer $token" "$2")
-  python3 - "$out" <<'PY'
+  proxy1=$(ticks "$3"); identity1=$(ticks "${pids[0]}")
+  python3 - "$out" $((proxy1 - proxy0)) $((identity1 - identity0)) "$(getconf CLK_TCK)" <<'PY'
 import re, sys
-out = sys.argv[1]
+out, proxy, identity, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 def us(text):
     n, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
     return float(n) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
@@ -98,23 +108,26 @@ rps = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
 p50 = us(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
 p99 = us(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
 m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-print(rps, p50, p99, m.group(1) if m else 0)
+n = int(re.search(r"(\d+) requests in", out).group(1))
+print(rps, p50, p99, m.group(1) if m else 0, proxy / hz * 1e6 / n, identity / hz * 1e6 / n)
 PY
 }
 
 echo
 echo "GET /api/v1/permissions, production builds (fat LTO); identity and proxy on core 0 (1 worker each), wrk on core 1"
 echo "$ROUNDS rounds of $DURATION per path, the paths taking turns; medians, and the range of req/s"
-printf '| %-38s | %5s | %10s | %17s | %9s | %9s | %7s |\n' "path" "conns" "req/s" "req/s range" "p50" "p99" "non-2xx"
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "-------" "-----------:" "------------------:" "----------:" "----------:" "--------:"
+echo "CPU: user + system time per request of the proxy and of identity, medians"
+printf '| %-38s | %5s | %10s | %17s | %9s | %9s | %7s | %9s | %9s |\n' "path" "conns" "req/s" "req/s range" "p50" "p99" "non-2xx" "proxy CPU" "identity CPU"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "-------" "-----------:" "------------------:" "----------:" "----------:" "--------:" "----------:" "-------------:"
 names=("identity directly" "nginx → identity" "gateway (JWT + rate limit) → identity")
 ports=("$ID_PORT" "$NGINX_PORT" "$GW_PORT")
+proxies=("" "$nginx_worker" "${pids[2]}")
 for c in 32 128; do
   results="$work/results-$c"
   : >"$results"
   for round in $(seq "$ROUNDS"); do
     for i in 0 1 2; do
-      echo "$i $(measure "$c" "http://127.0.0.1:${ports[$i]}/api/v1/permissions")" >>"$results"
+      echo "$i $(measure "$c" "http://127.0.0.1:${ports[$i]}/api/v1/permissions" "${proxies[$i]}")" >>"$results"
     done
   done
   python3 - "$results" "$c" "${names[@]}" <<'PY'
@@ -128,12 +141,16 @@ for i, name in enumerate(names):
     p50 = statistics.median(float(r[2]) for r in mine)
     p99 = statistics.median(float(r[3]) for r in mine)
     bad = sum(int(r[4]) for r in mine)
-    median[i] = (statistics.median(rps), p99)
+    proxy = statistics.median(float(r[5]) for r in mine)
+    identity = statistics.median(float(r[6]) for r in mine)
+    median[i] = (statistics.median(rps), p99, proxy + identity)
     span = f"{min(rps):,.0f}-{max(rps):,.0f}"
+    shown = f"{proxy:>7.2f}us" if i else f"{'-':>9}"
     print(f"| {name:<38} | {conns:>5} | {statistics.median(rps):>10,.0f} | {span:>17} "
-          f"| {p50 / 1e3:>7.2f}ms | {p99 / 1e3:>7.2f}ms | {bad:>7} |")
-(nginx, nginx_p99), (gateway, gateway_p99) = median[1], median[2]
+          f"| {p50 / 1e3:>7.2f}ms | {p99 / 1e3:>7.2f}ms | {bad:>7} | {shown} | {identity:>10.2f}us |")
+(nginx, nginx_p99, nginx_cpu), (gateway, gateway_p99, gateway_cpu) = median[1], median[2]
 print(f"| {'gateway / nginx':<38} | {conns:>5} | {gateway / nginx:>9.3f}x | {'':>17} "
-      f"| {'':>9} | {(gateway_p99 - nginx_p99) / 1e3:>+7.2f}ms | {'':>7} |")
+      f"| {'':>9} | {(gateway_p99 - nginx_p99) / 1e3:>+7.2f}ms | {'':>7} "
+      f"| {'core 0:':>9} | {gateway_cpu / nginx_cpu:>11.3f}x |")
 PY
 done
