@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use fleetdesk_auth::TokenError;
 use fleetdesk_web::ApiError;
-use fleetdesk_web::context::RequestContext;
 use fleetdesk_web::error::ErrorKind;
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -383,6 +382,15 @@ struct Client<'a> {
 }
 
 impl<'a> Client<'a> {
+    /// Its address as a header value: the connection's own, made once per connection, unless a
+    /// trusted proxy named another.
+    fn ip_value(&self, peer: &Peer) -> Option<HeaderValue> {
+        if self.ip == peer.ip {
+            return peer.ip_value.clone();
+        }
+        HeaderValue::from_str(&self.ip).ok()
+    }
+
     fn of(gw: &Gateway, peer: &'a Peer, headers: &HeaderMap) -> Self {
         let direct = Self {
             ip: peer.ip.as_str().into(),
@@ -436,12 +444,20 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const HTTP: HeaderValue = HeaderValue::from_static("http");
 const HTTPS: HeaderValue = HeaderValue::from_static("https");
 
+/// A request's id and trace context as the headers forwarding sends on.
+pub struct Ids<'a> {
+    /// `X-Request-Id`.
+    pub request_id: Option<&'a HeaderValue>,
+    /// The `traceparent` naming the gateway's part of the trace.
+    pub traceparent: Option<HeaderValue>,
+}
+
 /// Forwards a request that is not the gateway's own.
 pub async fn forward(
     gw: &Gateway,
     peer: &Peer,
     req: Request<ClientBody>,
-    ctx: &RequestContext,
+    ids: Ids<'_>,
 ) -> Result<Response<GwBody>, ApiError> {
     oversized_head(&req, gw.max_header)?;
     let (mut parts, incoming) = req.into_parts();
@@ -462,7 +478,8 @@ pub async fn forward(
     let who = if public {
         Who::default()
     } else {
-        authenticate(gw, &parts.headers, &ctx.request_id).await?
+        let request_id = ids.request_id.and_then(|v| v.to_str().ok()).unwrap_or("");
+        authenticate(gw, &parts.headers, request_id).await?
     };
     let group = path
         .strip_prefix("/api/v1/")
@@ -537,15 +554,15 @@ pub async fn forward(
             headers.remove(name);
         }
     };
-    set(X_FORWARDED_FOR, HeaderValue::from_str(&client.ip).ok());
+    set(X_FORWARDED_FOR, client.ip_value(peer));
     // No TLS at the gateway itself: a trusted proxy in front says what the client used.
     set(
         X_FORWARDED_PROTO,
         Some(if client.proto == "https" { HTTPS } else { HTTP }),
     );
     set(X_FORWARDED_HOST, forwarded_host);
-    set(X_REQUEST_ID, HeaderValue::from_str(&ctx.request_id).ok());
-    set(TRACEPARENT, HeaderValue::try_from(ctx.traceparent()).ok());
+    set(X_REQUEST_ID, ids.request_id.cloned());
+    set(TRACEPARENT, ids.traceparent);
 
     let limit = gw.max_body;
     // Counted only for a request that has a body (one allocation less for those without).
@@ -676,3 +693,4 @@ fn record(service: &str, group: &str, status: StatusCode, started: Instant) {
     )
     .record(started.elapsed().as_secs_f64());
 }
+

@@ -33,8 +33,10 @@ const GRACE: Duration = Duration::from_secs(30);
 pub struct Peer {
     /// The address at the other end.
     pub addr: std::net::IpAddr,
-    /// The same, as text (`X-Forwarded-For`, rate-limit keys).
+    /// The same, as text (rate-limit keys).
     pub ip: String,
+    /// The same, as the `X-Forwarded-For` sent upstream.
+    pub ip_value: Option<hyper::header::HeaderValue>,
     /// The address the client connected to (the `X-Forwarded-Host` of a request without
     /// `Host`).
     pub local: String,
@@ -50,9 +52,11 @@ pub struct Peer {
 
 impl Peer {
     fn new(addr: SocketAddr, local: String) -> Self {
+        let ip = ip_text(addr);
         Self {
             addr: addr.ip(),
-            ip: ip_text(addr),
+            ip_value: hyper::header::HeaderValue::from_str(&ip).ok(),
+            ip,
             local,
             busy: Cell::new(0),
             stirred: Cell::new(false),
