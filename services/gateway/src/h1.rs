@@ -22,7 +22,7 @@ use fleetdesk_web::ApiError;
 use fleetdesk_web::error::ErrorKind;
 use futures_util::FutureExt;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -276,7 +276,7 @@ fn parse_head(io: &Rc<ClientIo>) -> Result<Option<Head>, ApiError> {
         .map_err(|_| bad_head("the request target is not a valid URI"))?;
     let mut headers = HeaderMap::with_capacity(spans.len() + 8);
     for &(name, name_len, value, value_len) in &spans {
-        let name = HeaderName::from_bytes(&head[name..name + name_len])
+        let name = crate::proxy::header_name(&head[name..name + name_len])
             .map_err(|_| bad_head("a header field's name is not valid"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value + value_len))
             .map_err(|_| bad_head("a header field's value is not valid"))?;

@@ -129,6 +129,28 @@ pub(crate) fn list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterat
         .filter(|t| !t.is_empty())
 }
 
+/// A header field's name read from a head. The names outside `http`'s standard set that the
+/// gateway meets on most messages are its constants: `HeaderName::from_bytes` copies such a
+/// name into an allocation of its own every time.
+pub(crate) fn header_name(name: &[u8]) -> Result<HeaderName, header::InvalidHeaderName> {
+    const KNOWN: [HeaderName; 7] = [
+        X_REQUEST_ID,
+        TRACEPARENT,
+        X_FORWARDED_FOR,
+        X_FORWARDED_PROTO,
+        X_FORWARDED_HOST,
+        X_API_KEY,
+        HeaderName::from_static("tracestate"),
+    ];
+    match KNOWN
+        .iter()
+        .find(|k| k.as_str().as_bytes().eq_ignore_ascii_case(name))
+    {
+        Some(known) => Ok(known.clone()),
+        None => HeaderName::from_bytes(name),
+    }
+}
+
 /// The upstream for a path: the first segment under `/api/v1/`, or the JWKS.
 fn route<'a>(gw: &'a Gateway, path: &str) -> Option<&'a Upstream> {
     let name = if path == "/.well-known/jwks.json" {
@@ -694,3 +716,24 @@ fn record(service: &str, group: &str, status: StatusCode, started: Instant) {
     .record(started.elapsed().as_secs_f64());
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_read_from_a_head_are_lower_case_whichever_way_they_are_found() {
+        for (wire, name) in [
+            (&b"X-Request-Id"[..], "x-request-id"),
+            (b"traceparent", "traceparent"),
+            (b"X-FORWARDED-FOR", "x-forwarded-for"),
+            (b"Authorization", "authorization"),
+            (b"X-Custom-Thing", "x-custom-thing"),
+        ] {
+            assert_eq!(header_name(wire).unwrap().as_str(), name);
+        }
+        assert_eq!(header_name(b"x-request-id").unwrap(), X_REQUEST_ID);
+        for bad in [&b""[..], b"bad name", b"x-request-id:", b"caf\xc3\xa9"] {
+            assert!(header_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

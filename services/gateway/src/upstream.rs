@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -439,7 +439,7 @@ fn parse_head(buf: &mut BytesMut, request: &Method) -> io::Result<Parsed> {
     // in one step, rather than the map doubling and rehashing on the way.
     let mut headers = HeaderMap::with_capacity(spans.len() + 16);
     for &(name, name_end, value, value_end) in &spans {
-        let name = HeaderName::from_bytes(&head[name..name_end]).map_err(bad)?;
+        let name = crate::proxy::header_name(&head[name..name_end]).map_err(bad)?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value_end)).map_err(bad)?;
         headers.append(name, value);
     }
