@@ -387,7 +387,8 @@ pub(crate) fn length(value: &str) -> Result<u64, ()> {
 /// Whether the head that starts `buf` has ended, looking for its blank line only in what came
 /// after `scanned` bytes (less the two that may begin it): a head sent a byte at a time is not
 /// parsed again on every byte. Line ends are found with `memchr` (a head has a few dozen);
-/// comparing every window of the head was a tenth of the gateway's own CPU per request.
+/// comparing every 2- and 3-byte window of a head with a 560-byte token took 3 % of the
+/// gateway's CPU per forwarded request (a tenth of its time in user space).
 pub(crate) fn head_end(buf: &[u8], scanned: usize) -> bool {
     let from = scanned.saturating_sub(2).min(buf.len());
     memchr::memchr_iter(b'\n', &buf[from..]).any(|at| {
