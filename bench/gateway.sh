@@ -2,7 +2,10 @@
 # The gateway against nginx: requests/s and p50/p99 at 32 and 128 connections for
 #   1. identity called directly,
 #   2. identity behind nginx as a plain reverse proxy (keep-alive upstream),
-#   3. identity behind our gateway, which also validates the JWT and applies a rate limit that
+#   3. the same nginx sending the forwarding headers the gateway must send (X-Forwarded-For,
+#      -Proto, -Host, X-Request-Id, traceparent): what they cost nginx, and identity, which
+#      reads them,
+#   4. identity behind our gateway, which also validates the JWT and applies a rate limit that
 #      never triggers.
 # The route is GET /api/v1/permissions (authenticated, no database). Production builds; identity
 # and the proxy share core 0 (one worker each), wrk runs on core 1. Prints a table.
@@ -19,6 +22,7 @@ DURATION="${DURATION:-8s}"
 ROUNDS="${ROUNDS:-3}"
 ID_PORT="${ID_PORT:-18181}"
 NGINX_PORT="${NGINX_PORT:-18182}"
+NGINX_FWD_PORT="${NGINX_FWD_PORT:-18184}"
 GW_PORT="${GW_PORT:-18183}"
 for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install nginx-light wrk" >&2; exit 1; }
@@ -66,11 +70,27 @@ http {
       proxy_set_header Connection "";
     }
   }
+  # The trace's parent id: the first 16 of the request id's 32 hex digits.
+  map \$request_id \$span { "~^(?<first>.{16})" \$first; }
+  server {
+    listen 127.0.0.1:$NGINX_FWD_PORT;
+    location / {
+      proxy_pass http://identity;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Request-Id \$request_id;
+      proxy_set_header traceparent "00-\$request_id-\$span-01";
+    }
+  }
 }
 CONF
 taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" >"$work/nginx.log" 2>&1 &
 pids+=($!)
 wait_up "http://127.0.0.1:$NGINX_PORT/health"
+wait_up "http://127.0.0.1:$NGINX_FWD_PORT/health"
 nginx_worker=$(pgrep -P "${pids[1]}" | head -n 1)
 
 FLEETDESK_GATEWAY_LISTEN="127.0.0.1:$GW_PORT" \
@@ -119,14 +139,15 @@ echo "$ROUNDS rounds of $DURATION per path, the paths taking turns; medians, and
 echo "CPU: user + system time per request of the proxy and of identity, medians"
 printf '| %-38s | %5s | %10s | %17s | %9s | %9s | %7s | %9s | %9s |\n' "path" "conns" "req/s" "req/s range" "p50" "p99" "non-2xx" "proxy CPU" "identity CPU"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "----------------------------------------" "-------" "-----------:" "------------------:" "----------:" "----------:" "--------:" "----------:" "-------------:"
-names=("identity directly" "nginx → identity" "gateway (JWT + rate limit) → identity")
-ports=("$ID_PORT" "$NGINX_PORT" "$GW_PORT")
-proxies=("" "$nginx_worker" "${pids[2]}")
+names=("identity directly" "nginx → identity" "nginx + forwarding headers → identity"
+  "gateway (JWT + rate limit) → identity")
+ports=("$ID_PORT" "$NGINX_PORT" "$NGINX_FWD_PORT" "$GW_PORT")
+proxies=("" "$nginx_worker" "$nginx_worker" "${pids[2]}")
 for c in 32 128; do
   results="$work/results-$c"
   : >"$results"
   for round in $(seq "$ROUNDS"); do
-    for i in 0 1 2; do
+    for i in 0 1 2 3; do
       echo "$i $(measure "$c" "http://127.0.0.1:${ports[$i]}/api/v1/permissions" "${proxies[$i]}")" >>"$results"
     done
   done
@@ -148,9 +169,11 @@ for i, name in enumerate(names):
     shown = f"{proxy:>7.2f}us" if i else f"{'-':>9}"
     print(f"| {name:<38} | {conns:>5} | {statistics.median(rps):>10,.0f} | {span:>17} "
           f"| {p50 / 1e3:>7.2f}ms | {p99 / 1e3:>7.2f}ms | {bad:>7} | {shown} | {identity:>10.2f}us |")
-(nginx, nginx_p99, nginx_cpu), (gateway, gateway_p99, gateway_cpu) = median[1], median[2]
-print(f"| {'gateway / nginx':<38} | {conns:>5} | {gateway / nginx:>9.3f}x | {'':>17} "
-      f"| {'':>9} | {(gateway_p99 - nginx_p99) / 1e3:>+7.2f}ms | {'':>7} "
-      f"| {'core 0:':>9} | {gateway_cpu / nginx_cpu:>11.3f}x |")
+gateway, gateway_p99, gateway_cpu = median[3]
+for label, i in (("gateway / nginx", 1), ("gateway / nginx + forwarding headers", 2)):
+    nginx, nginx_p99, nginx_cpu = median[i]
+    print(f"| {label:<38} | {conns:>5} | {gateway / nginx:>9.3f}x | {'':>17} "
+          f"| {'':>9} | {(gateway_p99 - nginx_p99) / 1e3:>+7.2f}ms | {'':>7} "
+          f"| {'core 0:':>9} | {gateway_cpu / nginx_cpu:>11.3f}x |")
 PY
 done
