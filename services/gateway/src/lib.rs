@@ -162,13 +162,17 @@ pub(crate) async fn handle(
     let headers = req.headers();
     let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let ctx = RequestContext::for_request(text(&proxy::X_REQUEST_ID), text(&proxy::TRACEPARENT));
-    // Made once, here: forwarding sends them on and the answer carries the id, and the context
-    // itself can then be moved into the request's scope rather than copied.
-    let request_id = HeaderValue::from_str(&ctx.request_id).ok();
-    let traceparent = HeaderValue::try_from(ctx.traceparent()).ok();
     let method = req.method().clone();
     let allowed = edge::allowed_origin(gw, headers);
     let own = own_route(req.uri().path());
+    // Made once, here: forwarding sends them on and the answer carries the id, and the context
+    // itself can then be moved into the request's scope rather than copied. The gateway's own
+    // routes send nothing on: no traceparent for them.
+    let request_id = HeaderValue::from_str(&ctx.request_id).ok();
+    let traceparent = own
+        .is_none()
+        .then(|| HeaderValue::try_from(ctx.traceparent()).ok())
+        .flatten();
     let docs = own == Some(Own::Docs);
     let span = tracing::info_span!(
         "request",
