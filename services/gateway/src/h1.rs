@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 
 use crate::Gateway;
 use crate::body::{self, GwBody};
+use crate::edge::Added;
 use crate::proxy::list;
 use crate::server::Peer;
 use crate::upstream::{Chunk, Reading, Step, bad, content_length, head_end, make_room, step};
@@ -212,9 +213,7 @@ impl Body for ClientBody {
 
 /// The answer to a request head that cannot be served (the connection is closed after it).
 fn refusal(error: &ApiError) -> Response<GwBody> {
-    let mut answer = body::problem(error);
-    crate::edge::decorate(answer.headers_mut(), None, false);
-    answer
+    body::problem(error)
 }
 
 fn bad_head(detail: &'static str) -> ApiError {
@@ -389,7 +388,8 @@ pub(crate) async fn serve(gw: &Gateway, peer: &Rc<Peer>, io: &Rc<ClientIo>, max_
             Err(refused) => {
                 let _serving = peer.begin();
                 let answer = refusal(&refused);
-                let _ = write_response(io, answer, false, Version::HTTP_11, false).await;
+                let added = Added::default();
+                let _ = write_response(io, answer, &added, false, Version::HTTP_11, false).await;
                 return;
             }
         };
@@ -400,11 +400,11 @@ pub(crate) async fn serve(gw: &Gateway, peer: &Rc<Peer>, io: &Rc<ClientIo>, max_
         } = head;
         let head_request = request.method() == Method::HEAD;
         let version = request.version();
-        let response = crate::handle(gw, peer, request).await;
+        let (response, added) = crate::handle(gw, peer, request).await;
         // A body left unread (refused before it was read, or cut short) leaves the
         // connection out of step: it is closed after the answer.
         let keep = keep_alive && io.reading.get() == Reading::Done && !peer.stopping();
-        let kept = write_response(io, response, head_request, version, keep).await;
+        let kept = write_response(io, response, &added, head_request, version, keep).await;
         drop(serving);
         if !matches!(kept, Ok(true)) {
             return;
@@ -425,10 +425,12 @@ enum Framing {
     Close,
 }
 
-/// Writes `response`; `Ok(true)` when the connection can serve another request.
+/// Writes `response`, with the fields the gateway adds; `Ok(true)` when the connection can
+/// serve another request.
 async fn write_response(
     io: &ClientIo,
     response: Response<GwBody>,
+    added: &Added<'_>,
     head_request: bool,
     version: Version,
     keep: bool,
@@ -453,6 +455,7 @@ async fn write_response(
     let head = encode_head(
         status,
         &parts.headers,
+        added,
         framing,
         size,
         head_request,
@@ -532,11 +535,14 @@ fn itoa_hex(n: usize) -> Vec<u8> {
     out
 }
 
-/// The status line and header fields. The framing is the gateway's to say, whatever the
+/// The status line and header fields, the gateway's own among them (in place of the
+/// response's of the same names). The framing is the gateway's to say, whatever the
 /// response's own headers hold; `Date` is added when it has none (RFC 9110 §6.6.1).
+#[allow(clippy::too_many_arguments)]
 fn encode_head(
     status: StatusCode,
     headers: &HeaderMap,
+    added: &Added<'_>,
     framing: Framing,
     size: Option<u64>,
     head_request: bool,
@@ -547,14 +553,22 @@ fn encode_head(
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    let mut out = Vec::with_capacity(fields + 128);
+    // The gateway's own fields are about 450 bytes with rate-limit fields, 700 with CORS.
+    let mut out = Vec::with_capacity(fields + 1024);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut has_length = false;
+    let mut has_date = false;
+    let mut has_policy = false;
     for (name, value) in headers {
+        if added.replaces(name) {
+            continue;
+        }
+        has_date |= name == header::DATE;
+        has_policy |= name == header::CONTENT_SECURITY_POLICY;
         if name == header::CONTENT_LENGTH {
             // A `HEAD` or 304 answer keeps the length of what a `GET` would get.
             if framing != Framing::Bodiless || status == StatusCode::NO_CONTENT {
@@ -569,7 +583,8 @@ fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(header::DATE) {
+    added.write(&mut out, has_policy);
+    if !has_date {
         out.extend_from_slice(b"date: ");
         date::now(|d| out.extend_from_slice(d));
         out.extend_from_slice(b"\r\n");
@@ -630,6 +645,108 @@ mod tests {
             assert_eq!(itoa_hex(n), text.as_bytes(), "{n}");
         }
         assert_eq!(itoa_hex(usize::MAX).len(), usize::BITS as usize / 4);
+    }
+
+    #[test]
+    fn the_gateways_fields_take_the_place_of_the_answers_own_once_each() {
+        let policy = crate::limits::Policy::parse("* subject 100/1m burst 10").unwrap();
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("content-type", "application/json"),
+            ("x-request-id", "from-upstream"),
+            ("x-frame-options", "ALLOWALL"),
+            ("vary", "Accept"),
+            ("ratelimit", "upstream's own"),
+            ("content-security-policy", "default-src 'self'"),
+            ("date", "Mon, 07 Dec 2026 10:00:00 GMT"),
+        ] {
+            headers.append(
+                hyper::header::HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let added = Added {
+            request_id: Some(HeaderValue::from_static("req-1")),
+            origin: Some(HeaderValue::from_static("https://app.example")),
+            docs: false,
+            rate: Some(crate::limits::Decision {
+                policy: &policy,
+                allowed: true,
+                remaining: 41,
+                reset: 7,
+                retry_after: 0,
+            }),
+        };
+        let head = encode_head(
+            StatusCode::OK,
+            &headers,
+            &added,
+            Framing::Length(2),
+            Some(2),
+            false,
+            Version::HTTP_11,
+            true,
+        );
+        let text = std::str::from_utf8(&head).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        let field = |name: &str| -> Vec<&str> {
+            lines
+                .iter()
+                .filter_map(|l| l.split_once(": "))
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .collect()
+        };
+        assert_eq!(lines[0], "HTTP/1.1 200 OK");
+        assert!(text.ends_with("\r\n\r\n"), "{text}");
+        assert_eq!(field("x-request-id"), ["req-1"]);
+        assert_eq!(field("x-frame-options"), ["DENY"]);
+        assert_eq!(field("vary"), ["Origin"]);
+        assert_eq!(
+            field("access-control-allow-origin"),
+            ["https://app.example"]
+        );
+        assert_eq!(field("ratelimit"), ["\"all-subject\";r=41;t=7"]);
+        assert_eq!(field("ratelimit-policy"), ["\"all-subject\";q=100;w=60"]);
+        assert_eq!(field("x-ratelimit-limit"), ["100"]);
+        assert_eq!(field("x-ratelimit-remaining"), ["41"]);
+        assert_eq!(field("x-ratelimit-reset"), ["7"]);
+        // The answer's own policy and date are kept; no second one is added.
+        assert_eq!(field("content-security-policy"), ["default-src 'self'"]);
+        assert_eq!(field("date"), ["Mon, 07 Dec 2026 10:00:00 GMT"]);
+        assert_eq!(field("content-type"), ["application/json"]);
+        assert_eq!(field("content-length"), ["2"]);
+        assert_eq!(field("x-content-type-options"), ["nosniff"]);
+
+        // Without a policy of its own or a date, the answer gets the gateway's; with no
+        // origin, rate decision or id, the answer's own fields of those names stay.
+        let mut bare = HeaderMap::new();
+        bare.insert(
+            hyper::header::HeaderName::from_static("x-request-id"),
+            HeaderValue::from_static("from-upstream"),
+        );
+        bare.insert(hyper::header::VARY, HeaderValue::from_static("Accept"));
+        let head = encode_head(
+            StatusCode::NOT_FOUND,
+            &bare,
+            &Added::default(),
+            Framing::Length(0),
+            Some(0),
+            false,
+            Version::HTTP_11,
+            false,
+        );
+        let text = std::str::from_utf8(&head).unwrap();
+        for line in [
+            "x-request-id: from-upstream",
+            "vary: Accept",
+            "content-security-policy: default-src 'none'; frame-ancestors 'none'",
+            "connection: close",
+            "date: ",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("ratelimit"), "{text}");
     }
 
     #[test]

@@ -151,13 +151,13 @@ impl Gateway {
     }
 }
 
-/// Serves one request: the gateway's own routes, or forwarding; then the edge headers, the
-/// request id, one log line and the request metrics.
-pub(crate) async fn handle(
-    gw: &Gateway,
+/// Serves one request: the gateway's own routes, or forwarding; then one log line and the
+/// request metrics. The answer comes with the fields the gateway adds to its head.
+pub(crate) async fn handle<'g>(
+    gw: &'g Gateway,
     peer: &Peer,
     req: Request<h1::ClientBody>,
-) -> Response<GwBody> {
+) -> (Response<GwBody>, edge::Added<'g>) {
     let started = Instant::now();
     let headers = req.headers();
     let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
@@ -182,8 +182,8 @@ pub(crate) async fn handle(
         request_id = %ctx.request_id,
         trace_id = %ctx.trace_id,
     );
-    let mut response = match edge::preflight(&method, headers, allowed.as_ref()) {
-        Some(answer) => answer,
+    let (response, rate) = match edge::preflight(&method, headers, allowed.as_ref()) {
+        Some(answer) => (answer, None),
         None => {
             let ids = proxy::Ids {
                 request_id: request_id.as_ref(),
@@ -196,11 +196,12 @@ pub(crate) async fn handle(
             context::within(ctx, serving).instrument(span.clone()).await
         }
     };
-    let headers = response.headers_mut();
-    edge::decorate(headers, allowed, docs);
-    if let Some(id) = request_id {
-        headers.insert(proxy::X_REQUEST_ID, id);
-    }
+    let added = edge::Added {
+        request_id,
+        origin: allowed,
+        docs,
+        rate,
+    };
     let code = response.status();
     let status = code.as_u16();
     let elapsed = started.elapsed();
@@ -212,7 +213,7 @@ pub(crate) async fn handle(
         tracing::info!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "served");
     }
     context::record_request(SERVICE, method.as_str(), route, code.as_str(), elapsed);
-    response
+    (response, added)
 }
 
 /// The gateway's own routes.
@@ -248,18 +249,24 @@ fn own_route(path: &str) -> Option<Own> {
     }
 }
 
-async fn serve(
-    gw: &Gateway,
+/// The answer, with the tightest rate-limit decision that applied to it.
+async fn serve<'g>(
+    gw: &'g Gateway,
     peer: &Peer,
     own: Option<Own>,
     req: Request<h1::ClientBody>,
     ids: proxy::Ids<'_>,
-) -> Response<GwBody> {
+) -> (Response<GwBody>, Option<limits::Decision<'g>>) {
     let Some(own) = own else {
         return proxy::forward(gw, peer, req, ids)
             .await
-            .unwrap_or_else(|e| body::problem(&e));
+            .unwrap_or_else(|e| (body::problem(&e), None));
     };
+    (own_answer(gw, own, req).await, None)
+}
+
+/// An answer from the gateway's own routes.
+async fn own_answer(gw: &Gateway, own: Own, req: Request<h1::ClientBody>) -> Response<GwBody> {
     let method = req.method();
     if !(method == Method::GET || method == Method::HEAD) {
         let mut answer = body::problem(&ApiError::new(

@@ -339,6 +339,15 @@ pub(crate) fn make_room(buf: &mut BytesMut, size: usize) {
 /// The `Content-Length` of a message's fields: `None` without one, an error unless every value
 /// (over all its lines and comma-separated lists) is the same number.
 pub(crate) fn content_length(headers: &HeaderMap) -> Option<Result<u64, ()>> {
+    let mut lines = headers.get_all(header::CONTENT_LENGTH).iter();
+    let first = lines.next()?;
+    // Nearly always: one line holding one number.
+    if lines.next().is_none()
+        && !first.is_empty()
+        && first.as_bytes().iter().all(u8::is_ascii_digit)
+    {
+        return Some(length(first.to_str().unwrap_or("?")));
+    }
     let mut lengths = headers
         .get_all(header::CONTENT_LENGTH)
         .iter()
@@ -436,9 +445,9 @@ fn parse_head(buf: &mut BytesMut, request: &Method) -> io::Result<Parsed> {
         return Ok(Parsed::Informational);
     }
     let status = StatusCode::from_u16(code).map_err(bad)?;
-    // Room for what the gateway adds (rate-limit, security and CORS headers, the request id)
-    // in one step, rather than the map doubling and rehashing on the way.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 16);
+    // What the gateway adds is written into the client's head, not put here (see
+    // `edge::Added`).
+    let mut headers = HeaderMap::with_capacity(spans.len());
     for &(name, name_end, value, value_end) in &spans {
         let name = crate::proxy::header_name(&head[name..name_end]).map_err(bad)?;
         let value = HeaderValue::from_maybe_shared(head.slice(value..value_end)).map_err(bad)?;
