@@ -29,12 +29,6 @@ const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const ORIGIN_VARY: HeaderValue = HeaderValue::from_static("Origin");
-const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
-const NO_REFERRER: HeaderValue = HeaderValue::from_static("no-referrer");
-const SAMEORIGIN: HeaderValue = HeaderValue::from_static("SAMEORIGIN");
-const DENY: HeaderValue = HeaderValue::from_static("DENY");
-const NO_CONTENT_POLICY: HeaderValue =
-    HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
 
 /// The request's `Origin` when it is one of the configured CORS origins.
 pub fn allowed_origin(gw: &Gateway, headers: &HeaderMap) -> Option<HeaderValue> {
@@ -111,53 +105,64 @@ impl Added<'_> {
     }
 
     /// Writes the fields as head lines; `has_policy`: the answer has its own
-    /// `Content-Security-Policy`, which is then kept.
+    /// `Content-Security-Policy`, which is then kept. In few, long pieces: the fixed lines
+    /// are made once (here, or with the rate-limit policy).
     pub fn write(&self, out: &mut Vec<u8>, has_policy: bool) {
-        let mut field = |name: &[u8], parts: &[&[u8]]| {
-            out.extend_from_slice(name);
-            out.extend_from_slice(b": ");
-            for part in parts {
+        if let Some(id) = &self.request_id {
+            for part in [b"x-request-id: ", id.as_bytes(), b"\r\n"] {
                 out.extend_from_slice(part);
             }
-            out.extend_from_slice(b"\r\n");
-        };
-        if let Some(id) = &self.request_id {
-            field(b"x-request-id", &[id.as_bytes()]);
         }
         if let Some(d) = &self.rate {
             // `RateLimit-Policy` and `RateLimit` (IETF httpapi draft) and the `X-RateLimit-*`
-            // trio; the policy's own parts are made once, when it is configured.
+            // trio.
             let mut remaining = itoa::Buffer::new();
             let remaining = remaining.format(d.remaining).as_bytes();
             let mut reset = itoa::Buffer::new();
             let reset = reset.format(d.reset).as_bytes();
-            field(b"ratelimit-policy", &[d.policy.header.as_bytes()]);
-            field(
-                b"ratelimit",
-                &[d.policy.quoted.as_bytes(), remaining, b";t=", reset],
-            );
-            field(b"x-ratelimit-limit", &[d.policy.limit_header.as_bytes()]);
-            field(b"x-ratelimit-remaining", &[remaining]);
-            field(b"x-ratelimit-reset", &[reset]);
-        }
-        if let Some(origin) = &self.origin {
-            field(b"access-control-allow-origin", &[origin.as_bytes()]);
-            field(b"access-control-allow-credentials", &[TRUE.as_bytes()]);
-            field(b"access-control-expose-headers", &[EXPOSED.as_bytes()]);
-            field(b"vary", &[ORIGIN_VARY.as_bytes()]);
-        }
-        field(b"x-content-type-options", &[NOSNIFF.as_bytes()]);
-        field(b"referrer-policy", &[NO_REFERRER.as_bytes()]);
-        if self.docs {
-            field(b"x-frame-options", &[SAMEORIGIN.as_bytes()]);
-        } else {
-            field(b"x-frame-options", &[DENY.as_bytes()]);
-            if !has_policy {
-                field(b"content-security-policy", &[NO_CONTENT_POLICY.as_bytes()]);
+            for part in [
+                d.policy.lines.as_bytes(),
+                remaining,
+                b";t=",
+                reset,
+                b"\r\nx-ratelimit-remaining: ",
+                remaining,
+                b"\r\nx-ratelimit-reset: ",
+                reset,
+                b"\r\n",
+            ] {
+                out.extend_from_slice(part);
             }
         }
+        if let Some(origin) = &self.origin {
+            for part in [
+                b"access-control-allow-origin: ",
+                origin.as_bytes(),
+                b"\r\naccess-control-allow-credentials: true\r\n\
+                  access-control-expose-headers: ",
+                EXPOSED.as_bytes(),
+                b"\r\nvary: Origin\r\n",
+            ] {
+                out.extend_from_slice(part);
+            }
+        }
+        out.extend_from_slice(match (self.docs, has_policy) {
+            (true, _) => SECURITY_DOCS,
+            (false, true) => SECURITY,
+            (false, false) => SECURITY_NO_CONTENT,
+        });
     }
 }
+
+// The security headers as head lines: the API's (with the answer's own content policy, or
+// none allowed), and the docs page's (which may be framed by the gateway's own pages).
+const SECURITY: &[u8] =
+    b"x-content-type-options: nosniff\r\nreferrer-policy: no-referrer\r\nx-frame-options: DENY\r\n";
+const SECURITY_NO_CONTENT: &[u8] = b"x-content-type-options: nosniff\r\n\
+    referrer-policy: no-referrer\r\nx-frame-options: DENY\r\n\
+    content-security-policy: default-src 'none'; frame-ancestors 'none'\r\n";
+const SECURITY_DOCS: &[u8] = b"x-content-type-options: nosniff\r\n\
+    referrer-policy: no-referrer\r\nx-frame-options: SAMEORIGIN\r\n";
 
 /// `GET /api/docs/<file>`: the vendored Swagger UI, pointed at the merged document.
 pub fn docs(file: &str) -> Response<GwBody> {

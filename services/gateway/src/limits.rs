@@ -49,6 +49,9 @@ pub struct Policy {
     pub limit_header: HeaderValue,
     /// `"<name>";r=`: how its `RateLimit` header starts.
     pub quoted: String,
+    /// Its head lines up to the number `RateLimit` needs: `RateLimit-Policy` and
+    /// `X-RateLimit-Limit`, then `ratelimit: "<name>";r=` (see [`crate::edge::Added`]).
+    pub lines: String,
 }
 
 /// The default policies: tight per-address limits on sign-in and reset, a budget per caller
@@ -122,10 +125,17 @@ impl Policy {
         );
         let header = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={}", window.as_secs()))
             .map_err(|_| format!("`{text}`: {usage}"))?;
+        let quoted = format!("\"{name}\";r=");
+        let lines = format!(
+            "ratelimit-policy: \"{name}\";q={limit};w={}\r\nx-ratelimit-limit: {limit}\r\n\
+             ratelimit: {quoted}",
+            window.as_secs()
+        );
         Ok(Self {
             header,
             limit_header: HeaderValue::from(limit),
-            quoted: format!("\"{name}\";r="),
+            quoted,
+            lines,
             name,
             service,
             prefix,

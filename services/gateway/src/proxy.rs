@@ -534,34 +534,20 @@ pub async fn forward<'g>(
             headers.remove(name);
         }
     }
-    headers.reserve(8);
-    match &upstream.host {
-        Some(host) => headers.insert(header::HOST, host.clone()),
-        None => headers.remove(header::HOST),
+    // Each of these is the gateway's alone: the client's of the same names are not sent.
+    let fields = client::Fields {
+        host: upstream.host.clone(),
+        authorization: who
+            .replacement
+            .as_ref()
+            .and_then(|token| HeaderValue::try_from(format!("Bearer {token}")).ok()),
+        forwarded_for: client.ip_value(peer),
+        // No TLS at the gateway itself: a trusted proxy in front says what the client used.
+        forwarded_proto: Some(if client.proto == "https" { HTTPS } else { HTTP }),
+        forwarded_host,
+        request_id: ids.request_id.cloned(),
+        traceparent: ids.traceparent,
     };
-    if let Some(token) = &who.replacement
-        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}"))
-    {
-        headers.insert(header::AUTHORIZATION, v);
-    }
-    // Each of these is the gateway's alone: set, or removed if it has no value for it.
-    let mut set = |name: HeaderName, value: Option<HeaderValue>| match value {
-        Some(v) => {
-            headers.insert(name, v);
-        }
-        None => {
-            headers.remove(name);
-        }
-    };
-    set(X_FORWARDED_FOR, client.ip_value(peer));
-    // No TLS at the gateway itself: a trusted proxy in front says what the client used.
-    set(
-        X_FORWARDED_PROTO,
-        Some(if client.proto == "https" { HTTPS } else { HTTP }),
-    );
-    set(X_FORWARDED_HOST, forwarded_host);
-    set(X_REQUEST_ID, ids.request_id.cloned());
-    set(TRACEPARENT, ids.traceparent);
 
     let limit = gw.max_body;
     // Counted only for a request that has a body (one allocation less for those without).
@@ -588,7 +574,7 @@ pub async fn forward<'g>(
 
     let started = Instant::now();
     // Pinned in place rather than moved into the timeout (see `handle`).
-    let sending = std::pin::pin!(client::send(&upstream.authority, request));
+    let sending = std::pin::pin!(client::send(&upstream.authority, request, &fields));
     let sent = peer
         .within(started + upstream.config.timeout, sending)
         .await;

@@ -213,28 +213,87 @@ enum Sending {
     Chunked,
 }
 
-/// The request line and header fields, with the body's framing.
-fn encode_head(parts: &hyper::http::request::Parts, sending: Sending) -> Vec<u8> {
+/// The fields forwarding sets on a request it sends up. They are written into its head
+/// with the client's own, in place of any of the same names (which are not sent), rather
+/// than put in the request's header map: six inserts into a hash map per request.
+#[derive(Default)]
+pub struct Fields {
+    /// `Host`: the upstream's authority.
+    pub host: Option<HeaderValue>,
+    /// The `Authorization` that replaces the client's (an exchanged API key's token).
+    pub authorization: Option<HeaderValue>,
+    /// `X-Forwarded-For`.
+    pub forwarded_for: Option<HeaderValue>,
+    /// `X-Forwarded-Proto`.
+    pub forwarded_proto: Option<HeaderValue>,
+    /// `X-Forwarded-Host`.
+    pub forwarded_host: Option<HeaderValue>,
+    /// `X-Request-Id`.
+    pub request_id: Option<HeaderValue>,
+    /// `traceparent`.
+    pub traceparent: Option<HeaderValue>,
+}
+
+impl Fields {
+    /// Whether a client's field of this name gives way to the gateway's (or to none: the
+    /// forwarding fields are the gateway's alone even where it has no value to send).
+    fn replaces(&self, name: &header::HeaderName) -> bool {
+        match name.as_str() {
+            "host" | "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host"
+            | "x-request-id" | "traceparent" => true,
+            "authorization" => self.authorization.is_some(),
+            _ => false,
+        }
+    }
+
+    /// The fields after `Host` (which goes first, RFC 9110 §7.2), as head lines.
+    fn rest(&self) -> [(&'static [u8], Option<&HeaderValue>); 6] {
+        [
+            (b"authorization", self.authorization.as_ref()),
+            (b"x-forwarded-for", self.forwarded_for.as_ref()),
+            (b"x-forwarded-proto", self.forwarded_proto.as_ref()),
+            (b"x-forwarded-host", self.forwarded_host.as_ref()),
+            (b"x-request-id", self.request_id.as_ref()),
+            (b"traceparent", self.traceparent.as_ref()),
+        ]
+    }
+}
+
+/// The request line and header fields, forwarding's own among them, with the body's
+/// framing.
+fn encode_head(parts: &hyper::http::request::Parts, fields: &Fields, sending: Sending) -> Vec<u8> {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let fields: usize = parts
+    let size: usize = parts
         .headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    let mut out = Vec::with_capacity(target.len() + fields + 64);
+    let mut out = Vec::with_capacity(target.len() + size + 320);
+    let line = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    };
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = &fields.host {
+        line(&mut out, b"host", host.as_bytes());
+    }
     for (name, value) in &parts.headers {
         // The body's framing is the gateway's to say (below), whatever the client sent.
-        if sending != Sending::Nothing && name == header::CONTENT_LENGTH {
+        if (sending != Sending::Nothing && name == header::CONTENT_LENGTH) || fields.replaces(name)
+        {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        line(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    for (name, value) in fields.rest() {
+        if let Some(value) = value {
+            line(&mut out, name, value.as_bytes());
+        }
     }
     match sending {
         Sending::Nothing => {}
@@ -560,6 +619,7 @@ async fn exchange(
 pub async fn send(
     authority: &Arc<str>,
     request: Request<UpBody>,
+    fields: &Fields,
 ) -> Result<Response<Returning>, SendError> {
     let (parts, mut body) = request.into_parts();
     let sending = match &body {
@@ -574,7 +634,7 @@ pub async fn send(
         // Boxed: a new connection is rare and its future large.
         None => (Box::pin(connect(authority)).await?, false),
     };
-    let head = encode_head(&parts, sending);
+    let head = encode_head(&parts, fields, sending);
     // Sent again, for a bodiless idempotent request (RFC 9110 §9.2.2; like nginx, never a
     // POST or PATCH) on a connection that may have gone stale.
     let again = reused && sending == Sending::Nothing && parts.method.is_idempotent();
@@ -1000,7 +1060,11 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, ()) = std::mem::replace(&mut request, Request::new(())).into_parts();
-        let text = |s| String::from_utf8(encode_head(&parts, s)).unwrap();
+        let fields = Fields {
+            host: Some(HeaderValue::from_static("tickets:8082")),
+            ..Fields::default()
+        };
+        let text = |s| String::from_utf8(encode_head(&parts, &fields, s)).unwrap();
         assert_eq!(
             text(Sending::Length(5)),
             "POST /api/v1/tickets?x=1 HTTP/1.1\r\nhost: tickets:8082\r\ncontent-length: 5\r\n\r\n"
@@ -1008,6 +1072,46 @@ mod tests {
         assert_eq!(
             text(Sending::Chunked),
             "POST /api/v1/tickets?x=1 HTTP/1.1\r\nhost: tickets:8082\r\ntransfer-encoding: chunked\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn forwarding_fields_take_the_place_of_the_clients_own() {
+        let request = Request::builder()
+            .method("GET")
+            .uri("/api/v1/me")
+            .header("host", "gateway.example")
+            .header("authorization", "Bearer client")
+            .header("x-request-id", "client-id")
+            .header("traceparent", "00-client")
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("accept", "application/json")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let fields = Fields {
+            host: Some(HeaderValue::from_static("identity:8081")),
+            forwarded_for: Some(HeaderValue::from_static("10.0.0.7")),
+            forwarded_proto: Some(HeaderValue::from_static("http")),
+            forwarded_host: Some(HeaderValue::from_static("gateway.example")),
+            request_id: Some(HeaderValue::from_static("gw-id")),
+            ..Fields::default()
+        };
+        assert_eq!(
+            String::from_utf8(encode_head(&parts, &fields, Sending::Nothing)).unwrap(),
+            "GET /api/v1/me HTTP/1.1\r\nhost: identity:8081\r\nauthorization: Bearer client\r\n\
+             accept: application/json\r\nx-forwarded-for: 10.0.0.7\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-host: gateway.example\r\nx-request-id: gw-id\r\n\r\n"
+        );
+        // An exchanged API key's token takes the place of the client's credentials.
+        let fields = Fields {
+            authorization: Some(HeaderValue::from_static("Bearer exchanged")),
+            ..Fields::default()
+        };
+        assert_eq!(
+            String::from_utf8(encode_head(&parts, &fields, Sending::Nothing)).unwrap(),
+            "GET /api/v1/me HTTP/1.1\r\naccept: application/json\r\n\
+             authorization: Bearer exchanged\r\n\r\n"
         );
     }
 }
