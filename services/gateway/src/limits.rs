@@ -43,14 +43,10 @@ pub struct Policy {
     pub window: Duration,
     /// Requests that may come at once.
     pub burst: u32,
-    /// Its `RateLimit-Policy` header, the same on every answer.
-    pub header: HeaderValue,
-    /// Its `X-RateLimit-Limit` header, the same on every answer.
-    pub limit_header: HeaderValue,
-    /// `"<name>";r=`: how its `RateLimit` header starts.
-    pub quoted: String,
-    /// Its head lines up to the number `RateLimit` needs: `RateLimit-Policy` and
-    /// `X-RateLimit-Limit`, then `ratelimit: "<name>";r=` (see [`crate::edge::Added`]).
+    /// Its head lines up to the numbers `RateLimit` needs, the same on every answer:
+    /// `RateLimit-Policy` and `X-RateLimit-Limit`, then `ratelimit: "<name>";r=` (see
+    /// [`crate::edge::Added`]). Written into heads as they are: made only from a name that is
+    /// a valid header value.
     pub lines: String,
 }
 
@@ -123,18 +119,13 @@ impl Policy {
                 KeyKind::Tenant => "tenant",
             }
         );
-        let header = HeaderValue::from_str(&format!("\"{name}\";q={limit};w={}", window.as_secs()))
-            .map_err(|_| format!("`{text}`: {usage}"))?;
-        let quoted = format!("\"{name}\";r=");
+        let policy = format!("\"{name}\";q={limit};w={}", window.as_secs());
+        // No line break or other control character can reach a head.
+        HeaderValue::from_str(&policy).map_err(|_| format!("`{text}`: {usage}"))?;
         let lines = format!(
-            "ratelimit-policy: \"{name}\";q={limit};w={}\r\nx-ratelimit-limit: {limit}\r\n\
-             ratelimit: {quoted}",
-            window.as_secs()
+            "ratelimit-policy: {policy}\r\nx-ratelimit-limit: {limit}\r\nratelimit: \"{name}\";r="
         );
         Ok(Self {
-            header,
-            limit_header: HeaderValue::from(limit),
-            quoted,
             lines,
             name,
             service,
@@ -349,6 +340,11 @@ mod tests {
         );
         assert!(p.applies("identity", "/api/v1/auth/login"));
         assert!(!p.applies("tickets", "/api/v1/auth/login"));
+        assert_eq!(
+            p.lines,
+            "ratelimit-policy: \"identity-api-v1-auth-login-ip\";q=10;w=60\r\n\
+             x-ratelimit-limit: 10\r\nratelimit: \"identity-api-v1-auth-login-ip\";r="
+        );
         let all = Policy::parse("* subject 600/1m").unwrap();
         assert_eq!(all.burst, 600);
         assert!(all.applies("tickets", "/api/v1/tickets"));
@@ -359,6 +355,8 @@ mod tests {
             "* ip 5/1d",
             "* ip 5/1m burst 0",
             "X ip 1/1s",
+            // A control character would reach the heads of answers.
+            "identity/api/v1/x\u{7f} ip 1/1s",
         ] {
             assert!(Policy::parse(bad).is_err(), "{bad}");
         }
