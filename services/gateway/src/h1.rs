@@ -6,7 +6,8 @@
 //! [`crate::handle`], whose body reads the same socket when it is polled, and writes the
 //! response head together with as much of the body as is at hand (one `writev` for an answer
 //! that has arrived whole). There is no channel between a reading task and the handler, as
-//! hyper's server had, and a response head is encoded once, straight from its header map.
+//! hyper's server had, and a response head is encoded once, straight from its header map and
+//! the fields the gateway adds (see [`crate::edge::Added`]).
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
