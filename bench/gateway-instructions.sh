@@ -12,7 +12,6 @@
 #   bash bench/gateway-instructions.sh   (needs valgrind and wrk: apt-get install valgrind wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fleetdesk-target}"
 DURATION="${DURATION:-6s}"
 ID_PORT="${ID_PORT:-18191}"
 GW_PORT="${GW_PORT:-18192}"
@@ -20,23 +19,8 @@ for tool in valgrind callgrind_control callgrind_annotate wrk; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install valgrind wrk" >&2; exit 1; }
 done
 
-cargo build --profile production -q -p fleetdesk-identity -p fleetdesk-gateway
-bin="$CARGO_TARGET_DIR/production"
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-
-wait_up() { for _ in $(seq 300); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
-
-IDENTITY_DATABASE_URL="sqlite:$work/identity.db" \
-FLEETDESK_IDENTITY_LISTEN="127.0.0.1:$ID_PORT" \
-FLEETDESK_DATA_DIR="$work" \
-FLEETDESK_ADMIN_EMAIL="bench@fleetdesk.test" \
-FLEETDESK_ADMIN_PASSWORD="bench password 1" \
-FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
-  taskset -c 0 "$bin/fleetdesk-identity" >"$work/identity.log" 2>&1 &
-pids+=($!)
-wait_up "http://127.0.0.1:$ID_PORT/health"
+. bench/gateway-common.sh
+start_identity "$ID_PORT"
 
 # Counting starts switched off: start-up and the warm-up are not counted.
 FLEETDESK_GATEWAY_LISTEN="127.0.0.1:$GW_PORT" \
@@ -49,9 +33,7 @@ FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
 pids+=($!)
 wait_up "http://127.0.0.1:$GW_PORT/health"
 
-token=$(curl -fs "http://127.0.0.1:$ID_PORT/api/v1/auth/login" -H 'content-type: application/json' \
-  -d '{"email":"bench@fleetdesk.test","password":"bench password 1"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+token=$(admin_token "$ID_PORT")
 url="http://127.0.0.1:$GW_PORT/api/v1/permissions"
 
 taskset -c 1 wrk -t1 -c8 -d2s -H "Authorization: Bearer $token" "$url" >/dev/null # warm-up

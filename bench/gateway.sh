@@ -17,7 +17,6 @@
 #   ROUNDS=5 DURATION=10s bash bench/gateway.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/fleetdesk-target}"
 DURATION="${DURATION:-8s}"
 ROUNDS="${ROUNDS:-3}"
 ID_PORT="${ID_PORT:-18181}"
@@ -28,24 +27,8 @@ for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "$tool is needed: apt-get install nginx-light wrk" >&2; exit 1; }
 done
 
-# The `production` profile: what the image ships (fat LTO; a cold build takes several minutes).
-cargo build --profile production -q -p fleetdesk-identity -p fleetdesk-gateway
-bin="$CARGO_TARGET_DIR/production"
-work=$(mktemp -d)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
-
-wait_up() { for _ in $(seq 100); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
-
-IDENTITY_DATABASE_URL="sqlite:$work/identity.db" \
-FLEETDESK_IDENTITY_LISTEN="127.0.0.1:$ID_PORT" \
-FLEETDESK_DATA_DIR="$work" \
-FLEETDESK_ADMIN_EMAIL="bench@fleetdesk.test" \
-FLEETDESK_ADMIN_PASSWORD="bench password 1" \
-FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
-  taskset -c 0 "$bin/fleetdesk-identity" >"$work/identity.log" 2>&1 &
-pids+=($!)
-wait_up "http://127.0.0.1:$ID_PORT/health"
+. bench/gateway-common.sh
+start_identity "$ID_PORT"
 
 mkdir -p "$work/nginx"
 cat >"$work/nginx.conf" <<CONF
@@ -102,9 +85,7 @@ FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
 pids+=($!)
 wait_up "http://127.0.0.1:$GW_PORT/health"
 
-token=$(curl -fs "http://127.0.0.1:$ID_PORT/api/v1/auth/login" -H 'content-type: application/json' \
-  -d '{"email":"bench@fleetdesk.test","password":"bench password 1"}' |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
+token=$(admin_token "$ID_PORT")
 
 # A process's CPU time so far, in clock ticks (all its threads); 0 for no process.
 ticks() { # pid

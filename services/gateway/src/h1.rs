@@ -212,11 +212,6 @@ impl Body for ClientBody {
     }
 }
 
-/// The answer to a request head that cannot be served (the connection is closed after it).
-fn refusal(error: &ApiError) -> Response<GwBody> {
-    body::problem(error)
-}
-
 fn bad_head(detail: &'static str) -> ApiError {
     ApiError::bad_request("bad_request", detail)
 }
@@ -388,7 +383,8 @@ pub(crate) async fn serve(gw: &Gateway, peer: &Rc<Peer>, io: &Rc<ClientIo>, max_
             Ok(None) => return,
             Err(refused) => {
                 let _serving = peer.begin();
-                let answer = refusal(&refused);
+                // The answer to a head that cannot be served; the connection is closed after it.
+                let answer = body::problem(&refused);
                 let added = Added::default();
                 let _ = write_response(io, answer, &added, false, Version::HTTP_11, false).await;
                 return;

@@ -299,14 +299,9 @@ async fn limit<'g>(
     who: &Who,
 ) -> Result<Option<Decision<'g>>, (Response<GwBody>, Decision<'g>)> {
     let mut tightest: Option<Decision> = None;
-    // Sized once for the longest policy name (no growing it part by part).
-    let longest = gw.limiter.policies.iter().map(|p| p.name.len()).max();
-    let who_len = [who.subject(), who.tenant(), Some(ip)]
-        .iter()
-        .map(|v| v.map_or(0, str::len))
-        .max()
-        .unwrap_or(0);
-    let mut key = String::with_capacity(longest.unwrap_or(0) + service.len() + who_len + 16);
+    // Room for a usual key at once (a policy name, a service and a UUID or address), not
+    // grown part by part.
+    let mut key = String::with_capacity(128);
     for policy in gw
         .limiter
         .policies
