@@ -10,7 +10,32 @@ work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
-wait_up() { for _ in $(seq 300); do curl -fs "$1" >/dev/null && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
+# Stops the bench if something already listens on one of these ports: its answers would be
+# measured instead of ours (a server left over from an earlier run, say).
+ports_free() {
+  for port in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "port $port is already in use: stop what listens there, or choose other ports" >&2
+      exit 1
+    fi
+  done
+}
+
+# Waits until URL answers, and stops the bench if the process PID that should answer it has
+# exited (its log, LOG, is shown).
+wait_up() { # url pid log
+  for _ in $(seq 300); do
+    if ! kill -0 "$2" 2>/dev/null; then
+      echo "exited before answering $1:" >&2
+      tail -n 20 "$3" >&2
+      exit 1
+    fi
+    curl -fs "$1" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "not up: $1" >&2
+  exit 1
+}
 
 # Identity on core 0 (one worker, SQLite), listening on port $1; its pid is pids[0].
 start_identity() {
@@ -22,7 +47,7 @@ start_identity() {
   FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
     taskset -c 0 "$bin/fleetdesk-identity" >"$work/identity.log" 2>&1 &
   pids+=($!)
-  wait_up "http://127.0.0.1:$1/health"
+  wait_up "http://127.0.0.1:$1/health" "$!" "$work/identity.log"
 }
 
 # An access token of the admin, from identity on port $1.

@@ -20,6 +20,7 @@ for tool in valgrind callgrind_control callgrind_annotate wrk; do
 done
 
 . bench/gateway-common.sh
+ports_free "$ID_PORT" "$GW_PORT"
 start_identity "$ID_PORT"
 
 # Counting starts switched off: start-up and the warm-up are not counted.
@@ -31,7 +32,7 @@ FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
   taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$work/callgrind.out" "$bin/fleetdesk-gateway" >"$work/gateway.log" 2>&1 &
 pids+=($!)
-wait_up "http://127.0.0.1:$GW_PORT/health"
+wait_up "http://127.0.0.1:$GW_PORT/health" "$!" "$work/gateway.log"
 
 token=$(admin_token "$ID_PORT")
 url="http://127.0.0.1:$GW_PORT/api/v1/permissions"

@@ -9,16 +9,18 @@
 #      never triggers.
 # The route is GET /api/v1/permissions (authenticated, no database). Production builds; identity
 # and the proxy share core 0 (one worker each), wrk runs on core 1. Prints a table.
-# This VM's speed drifts by several per cent between runs, so each path is measured ROUNDS times
-# (default 3), the paths taking turns, and the table gives medians. It also gives the CPU time
-# per request of the proxy and of identity (user + system, from /proc), which drifts less and is
-# what a proxy decides: the two share core 0, so their sum sets the throughput.
+# A VM's speed drifts by several per cent, even from one 5-s run to the next, so each path is
+# measured ROUNDS times (default 6), the paths taking turns, and the table gives medians. The
+# gateway / nginx rows pair each round's gateway run with the nginx run just before it, and
+# give the median of those ratios and their range: the drift, which moves both of a pair alike,
+# cancels out. The table also gives the CPU time per request of the proxy and of identity
+# (user + system, from /proc): the two share core 0, so their sum sets the throughput.
 #   bash bench/gateway.sh          (needs nginx and wrk: apt-get install nginx-light wrk)
-#   ROUNDS=5 DURATION=10s bash bench/gateway.sh
+#   ROUNDS=10 DURATION=8s bash bench/gateway.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION="${DURATION:-8s}"
-ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-5s}"
+ROUNDS="${ROUNDS:-6}"
 ID_PORT="${ID_PORT:-18181}"
 NGINX_PORT="${NGINX_PORT:-18182}"
 NGINX_FWD_PORT="${NGINX_FWD_PORT:-18184}"
@@ -28,6 +30,7 @@ for tool in nginx wrk; do
 done
 
 . bench/gateway-common.sh
+ports_free "$ID_PORT" "$NGINX_PORT" "$NGINX_FWD_PORT" "$GW_PORT"
 start_identity "$ID_PORT"
 
 mkdir -p "$work/nginx"
@@ -72,8 +75,8 @@ http {
 CONF
 taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" >"$work/nginx.log" 2>&1 &
 pids+=($!)
-wait_up "http://127.0.0.1:$NGINX_PORT/health"
-wait_up "http://127.0.0.1:$NGINX_FWD_PORT/health"
+wait_up "http://127.0.0.1:$NGINX_PORT/health" "$!" "$work/nginx.log"
+wait_up "http://127.0.0.1:$NGINX_FWD_PORT/health" "$!" "$work/nginx.log"
 nginx_worker=$(pgrep -P "${pids[1]}" | head -n 1)
 
 FLEETDESK_GATEWAY_LISTEN="127.0.0.1:$GW_PORT" \
@@ -83,7 +86,7 @@ FLEETDESK_GATEWAY_RATE_LIMITS="* subject 100000000/1m" \
 FLEETDESK_HTTP_WORKERS=1 RUST_LOG=warn \
   taskset -c 0 "$bin/fleetdesk-gateway" >"$work/gateway.log" 2>&1 &
 pids+=($!)
-wait_up "http://127.0.0.1:$GW_PORT/health"
+wait_up "http://127.0.0.1:$GW_PORT/health" "$!" "$work/gateway.log"
 
 token=$(admin_token "$ID_PORT")
 
@@ -145,16 +148,25 @@ for i, name in enumerate(names):
     bad = sum(int(r[4]) for r in mine)
     proxy = statistics.median(float(r[5]) for r in mine)
     identity = statistics.median(float(r[6]) for r in mine)
-    median[i] = (statistics.median(rps), p99, proxy + identity)
+    median[i] = (statistics.median(rps), p99)
     span = f"{min(rps):,.0f}-{max(rps):,.0f}"
     shown = f"{proxy:>7.2f}us" if i else f"{'-':>9}"
     print(f"| {name:<38} | {conns:>5} | {statistics.median(rps):>10,.0f} | {span:>17} "
           f"| {p50 / 1e3:>7.2f}ms | {p99 / 1e3:>7.2f}ms | {bad:>7} | {shown} | {identity:>10.2f}us |")
-gateway, gateway_p99, gateway_cpu = median[3]
+# Each round's paths ran within a minute of each other, so the gateway is compared with nginx
+# round by round (the VM's drift cancels out in each pair); the median of those ratios, and
+# their range.
+def per_round(i, column):
+    return [float(r[column]) for r in rows if r[0] == str(i)]
+gateway = per_round(3, 1)
+gateway_cpu = [p + q for p, q in zip(per_round(3, 5), per_round(3, 6))]
 for label, i in (("gateway / nginx", 1), ("gateway / nginx + forwarding headers", 2)):
-    nginx, nginx_p99, nginx_cpu = median[i]
-    print(f"| {label:<38} | {conns:>5} | {gateway / nginx:>9.3f}x | {'':>17} "
-          f"| {'':>9} | {(gateway_p99 - nginx_p99) / 1e3:>+7.2f}ms | {'':>7} "
-          f"| {'core 0:':>9} | {gateway_cpu / nginx_cpu:>11.3f}x |")
+    ratios = [g / n for g, n in zip(gateway, per_round(i, 1))]
+    nginx_cpu = [p + q for p, q in zip(per_round(i, 5), per_round(i, 6))]
+    cpu = statistics.median(g / n for g, n in zip(gateway_cpu, nginx_cpu))
+    span = f"{min(ratios):.3f}-{max(ratios):.3f}x"
+    print(f"| {label:<38} | {conns:>5} | {statistics.median(ratios):>9.3f}x | {span:>17} "
+          f"| {'':>9} | {(median[3][1] - median[i][1]) / 1e3:>+7.2f}ms | {'':>7} "
+          f"| {'core 0:':>9} | {cpu:>11.3f}x |")
 PY
 done
