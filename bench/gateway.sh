@@ -11,10 +11,11 @@
 # and the proxy share core 0 (one worker each), wrk runs on core 1. Prints a table.
 # A VM's speed drifts by several per cent, even from one 5-s run to the next, so each path is
 # measured ROUNDS times (default 6), the paths taking turns, and the table gives medians. The
-# gateway / nginx rows pair each round's gateway run with the nginx run just before it, and
-# give the median of those ratios and their range: the drift, which moves both of a pair alike,
-# cancels out. The table also gives the CPU time per request of the proxy and of identity
-# (user + system, from /proc): the two share core 0, so their sum sets the throughput.
+# gateway / nginx rows pair each round's gateway run with that round's nginx run, seconds
+# before it, and give the median of those ratios and their range: the drift, which moves both
+# of a pair alike, cancels out. The table also gives the CPU time per request of the proxy and
+# of identity (user + system, from /proc): the two share core 0, so their sum sets the
+# throughput.
 #   bash bench/gateway.sh          (needs nginx and wrk: apt-get install nginx-light wrk)
 #   ROUNDS=10 DURATION=8s bash bench/gateway.sh
 set -euo pipefail
@@ -153,9 +154,8 @@ for i, name in enumerate(names):
     shown = f"{proxy:>7.2f}us" if i else f"{'-':>9}"
     print(f"| {name:<38} | {conns:>5} | {statistics.median(rps):>10,.0f} | {span:>17} "
           f"| {p50 / 1e3:>7.2f}ms | {p99 / 1e3:>7.2f}ms | {bad:>7} | {shown} | {identity:>10.2f}us |")
-# Each round's paths ran within a minute of each other, so the gateway is compared with nginx
-# round by round (the VM's drift cancels out in each pair); the median of those ratios, and
-# their range.
+# Each round's paths ran seconds apart, so the gateway is compared with nginx round by round
+# (the VM's drift cancels out in each pair); the median of those ratios, and their range.
 def per_round(i, column):
     return [float(r[column]) for r in rows if r[0] == str(i)]
 gateway = per_round(3, 1)
