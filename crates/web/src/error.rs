@@ -28,6 +28,8 @@ pub enum ErrorKind {
     NotFound,
     /// 405: the route does not answer this method.
     MethodNotAllowed,
+    /// 408: the client did not send its request in time (the gateway).
+    RequestTimeout,
     /// 409: a state or uniqueness conflict.
     Conflict,
     /// 412: `If-Match` does not match the current version.
@@ -65,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "Not found"),
             ErrorKind::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+            ErrorKind::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Request timeout"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "Conflict"),
             ErrorKind::PreconditionFailed => {
                 (StatusCode::PRECONDITION_FAILED, "Precondition failed")

@@ -1,7 +1,7 @@
 //! Forwarding: route, authenticate, stream the request up and the response back.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use fleetdesk_auth::TokenError;
@@ -545,13 +545,13 @@ pub async fn forward<'g>(
     };
 
     let limit = gw.max_body;
-    // Counted only for a request that has a body (one allocation less for those without).
-    let seen = has_body.then(|| std::sync::Arc::new(AtomicU64::new(0)));
-    let body = match &seen {
+    // Followed only for a request that has a body (one allocation less for those without).
+    let progress = has_body.then(|| std::sync::Arc::new(client::Progress::default()));
+    let body = match &progress {
         // Passed on as it arrives (back-pressure both ways), counted against the limit.
-        Some(seen) => UpBody::Client {
+        Some(progress) => UpBody::Client {
             body: incoming,
-            seen: seen.clone(),
+            progress: progress.clone(),
             limit,
         },
         None => UpBody::Empty,
@@ -574,6 +574,16 @@ pub async fn forward<'g>(
         .within(started + upstream.config.timeout, sending)
         .await;
     let response = match sent {
+        // Time ran out while the gateway waited for the client's body: the client was slow,
+        // not the upstream, which is not blamed.
+        None if progress.as_ref().is_some_and(|p| p.awaiting_client()) => {
+            record(service, group, StatusCode::REQUEST_TIMEOUT, started);
+            return Err(ApiError::new(
+                ErrorKind::RequestTimeout,
+                "request_timeout",
+                "the request body did not arrive in time",
+            ));
+        }
         None => {
             upstream.failed(gw.breaker_failures, gw.breaker_open);
             record(service, group, StatusCode::GATEWAY_TIMEOUT, started);
@@ -584,11 +594,16 @@ pub async fn forward<'g>(
             ));
         }
         Some(Err(e)) => {
-            if seen
-                .as_ref()
-                .is_some_and(|s| s.load(Ordering::Relaxed) > limit)
-            {
+            if progress.as_ref().is_some_and(|p| p.seen() > limit) {
                 return Err(too_large(limit));
+            }
+            if let SendError::Client(e) = &e {
+                // The client's body failed, not the upstream: its circuit is left alone.
+                record(service, group, StatusCode::BAD_REQUEST, started);
+                return Err(ApiError::bad_request(
+                    "bad_request_body",
+                    format!("the request body could not be read: {e}"),
+                ));
             }
             upstream.failed(gw.breaker_failures, gw.breaker_open);
             if let SendError::Connect(_) = e {

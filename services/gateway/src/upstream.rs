@@ -19,7 +19,7 @@ use std::future::{Future, poll_fn};
 use std::io::{self, Write as _};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -63,11 +63,64 @@ pub enum UpBody {
     Client {
         /// As the client sends it.
         body: crate::h1::ClientBody,
-        /// Bytes passed on so far (read by the handler after a failed send).
-        seen: Arc<AtomicU64>,
+        /// How far it has gone (read by the handler after a failed or timed-out send).
+        progress: Arc<Progress>,
         /// Most bytes allowed.
         limit: u64,
     },
+}
+
+/// How far a client's body has gone up: what tells, after a send failed or ran out of time,
+/// whether the client or the upstream was at fault.
+#[derive(Default)]
+pub struct Progress {
+    /// Bytes passed on so far.
+    seen: AtomicU64,
+    /// The send is waiting for more of the client's body, not for the upstream.
+    awaiting_client: AtomicBool,
+}
+
+impl Progress {
+    /// Bytes of the body passed on so far.
+    pub fn seen(&self) -> u64 {
+        self.seen.load(Ordering::Relaxed)
+    }
+
+    /// Whether the send was waiting for the client (to send more of its body) when it was
+    /// given up.
+    pub fn awaiting_client(&self) -> bool {
+        self.awaiting_client.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks a failure as the client's: its body was malformed, cut short or over the limit.
+/// Such a failure says nothing of the upstream, and does not count against its circuit.
+#[derive(Debug)]
+struct ClientFault(io::Error);
+
+impl std::fmt::Display for ClientFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ClientFault {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+fn client_fault(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), ClientFault(e))
+}
+
+impl UpBody {
+    /// Notes whether the send is waiting for the client's body.
+    fn awaiting_client(&self, waiting: bool) {
+        if let UpBody::Client { progress, .. } = self {
+            progress.awaiting_client.store(waiting, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Body for UpBody {
@@ -78,19 +131,25 @@ impl Body for UpBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let UpBody::Client { body, seen, limit } = self.get_mut() else {
+        let UpBody::Client {
+            body,
+            progress,
+            limit,
+        } = self.get_mut()
+        else {
             return Poll::Ready(None);
         };
         loop {
             return match Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(None) => Poll::Ready(None),
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(io::Error::other(e)))),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(client_fault(e)))),
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
                         let n = data.len() as u64;
-                        if seen.fetch_add(n, Ordering::Relaxed) + n > *limit {
-                            Poll::Ready(Some(Err(io::Error::other("request body over the limit"))))
+                        if progress.seen.fetch_add(n, Ordering::Relaxed) + n > *limit {
+                            let e = io::Error::other("the request body is over the limit");
+                            Poll::Ready(Some(Err(client_fault(e))))
                         } else {
                             Poll::Ready(Some(Ok(Frame::data(data))))
                         }
@@ -179,13 +238,16 @@ pub enum SendError {
     /// The connection failed while the request was written or the response read, or the
     /// upstream's answer was not HTTP/1.1 that can be passed on.
     Failed(io::Error),
+    /// The client's body could not be passed on: it was malformed, cut short or over the
+    /// limit. Not the upstream's fault.
+    Client(io::Error),
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Connect(e) => write!(f, "cannot connect: {e}"),
-            SendError::Failed(e) => write!(f, "{e}"),
+            SendError::Failed(e) | SendError::Client(e) => write!(f, "{e}"),
         }
     }
 }
@@ -328,7 +390,12 @@ async fn write_request(
                     io.write_all(&out).await?;
                     out.clear();
                 }
-                next_frame(body).await
+                // Waiting for the client now, not for the upstream: if time runs out here, the
+                // client is the one that was slow.
+                body.awaiting_client(true);
+                let frame = next_frame(body).await;
+                body.awaiting_client(false);
+                frame
             }
         };
         let data = match frame {
@@ -645,7 +712,13 @@ pub async fn send(
         }
         other => other,
     };
-    let head = answer.map_err(|f| SendError::Failed(f.error))?;
+    let head = answer.map_err(|f| {
+        if f.error.get_ref().is_some_and(|e| e.is::<ClientFault>()) {
+            SendError::Client(f.error)
+        } else {
+            SendError::Failed(f.error)
+        }
+    })?;
     let mut returning = Returning {
         conn: Some(conn),
         authority: authority.clone(),

@@ -437,3 +437,72 @@ async fn a_stop_answers_the_requests_in_flight_and_closes_the_rest() {
         "a connection was accepted after the stop"
     );
 }
+
+#[tokio::test]
+async fn a_clients_bad_or_slow_body_is_its_fault_and_never_opens_the_upstreams_circuit() {
+    // Two upstream failures would open the circuit: each case below comes three times.
+    let r = rig(&[("FLEETDESK_GATEWAY_BREAKER_FAILURES", "2")]).await;
+    let token = &r.admin_token;
+    let head = |framing: &str| {
+        format!(
+            "POST /api/v1/tickets HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {token}\r\n\
+             {framing}\r\n\r\n"
+        )
+    };
+    let cases = [
+        // Chunked framing that breaks off into something that is not a chunk size.
+        (
+            head("transfer-encoding: chunked") + "5\r\nhello\r\nzz\r\n",
+            false,
+            400,
+            "bad_request_body",
+        ),
+        // A chunk longer than its size says.
+        (
+            head("transfer-encoding: chunked") + "2\r\nhello\r\n",
+            false,
+            400,
+            "bad_request_body",
+        ),
+        // A body cut short: the client stops sending and closes its side.
+        (
+            head("content-length: 10") + "abcd",
+            true,
+            400,
+            "bad_request_body",
+        ),
+        // A body that stalls past the route's timeout (1 s): the client is slow, not the
+        // upstream.
+        (
+            head("content-length: 10") + "abcd",
+            false,
+            408,
+            "request_timeout",
+        ),
+    ];
+    for (request, half_close, status, code) in cases {
+        for _ in 0..3 {
+            let mut stream = connect(&r).await;
+            stream.write_all(request.as_bytes()).await.unwrap();
+            if half_close {
+                stream.shutdown().await.unwrap();
+            }
+            let mut buf = Vec::new();
+            let answer = response(&mut stream, &mut buf, "POST").await;
+            assert_eq!(answer.status, status, "{request}");
+            assert_eq!(json(&answer.body)["code"], code, "{request}");
+            assert_eq!(answer.header("connection"), Some("close"), "{request}");
+            assert!(closed(&mut stream).await, "{request}");
+        }
+    }
+    // The upstream is not blamed: its circuit is closed, and the next request goes through.
+    let ok = r
+        .http
+        .post("/api/v1/tickets")
+        .bearer(token)
+        .json(&serde_json::json!({"subject": "after"}))
+        .send()
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.body["body"], r#"{"subject":"after"}"#);
+}
