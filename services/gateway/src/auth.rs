@@ -95,17 +95,35 @@ impl ApiKeys {
         }
     }
 
-    /// The bearer token for `key`, from the cache or a fresh exchange.
-    pub async fn token_for(&self, key: &str, request_id: &str) -> Exchange {
+    /// The bearer token cached for `key`, or, when there is none, the key's digest to
+    /// [`exchange`](Self::exchange) it under.
+    pub fn cached(&self, key: &str) -> Result<String, [u8; 32]> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         if let Ok(cache) = self.cache.lock()
             && let Some(hit) = cache.get(&digest)
             && hit.usable_until > Instant::now()
         {
             metrics::counter!("gateway_api_key_cache_total", "result" => "hit").increment(1);
-            return Exchange::Token(hit.token.clone());
+            return Ok(hit.token.clone());
         }
         metrics::counter!("gateway_api_key_cache_total", "result" => "miss").increment(1);
+        Err(digest)
+    }
+
+    /// Exchanges `key` (of `digest`) at identity for a bearer token, cached for the next
+    /// requests; counted by outcome (`gateway_api_key_exchanges_total`).
+    pub async fn exchange(&self, key: &str, digest: [u8; 32], request_id: &str) -> Exchange {
+        let exchanged = self.ask(key, digest, request_id).await;
+        let result = match &exchanged {
+            Exchange::Token(_) => "token",
+            Exchange::Refused => "refused",
+            Exchange::Unavailable(_) => "unavailable",
+        };
+        metrics::counter!("gateway_api_key_exchanges_total", "result" => result).increment(1);
+        exchanged
+    }
+
+    async fn ask(&self, key: &str, digest: [u8; 32], request_id: &str) -> Exchange {
         let response = self
             .client
             .post(self.exchange_url.clone())

@@ -231,37 +231,67 @@ fn key_id(key: &str) -> String {
     )
 }
 
-/// Checks the caller's credentials.
-async fn authenticate(
-    gw: &Gateway,
+fn unknown_api_key() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_api_key",
+        "the API key is unknown, revoked or expired",
+    )
+}
+
+/// What checking a caller's credentials came to.
+enum Checked<'g> {
+    /// Let in.
+    Who(Who),
+    /// Refused.
+    Refused(ApiError),
+    /// An API key to exchange, over the client address's rate limit: the 429 answer.
+    Limited(Response<GwBody>, Decision<'g>),
+}
+
+/// Checks the caller's credentials. An API key the gateway has no token for is exchanged at
+/// identity, which is an HTTP call: the exchange is first charged to the client's address
+/// under the service's policies (as an anonymous request is), so that made-up keys cannot have
+/// the gateway call identity at any rate. A known key is not charged: its token is cached.
+/// `charged` is what an exchange is charged to: the service, the route group, the path and the
+/// client's address.
+async fn authenticate<'g>(
+    gw: &'g Gateway,
     headers: &HeaderMap,
     request_id: &str,
-) -> Result<Who, ApiError> {
+    charged: (&str, &str, &str, &str),
+) -> Checked<'g> {
     let auth = authorization(headers);
     if let Some(key) = api_key(headers, auth) {
         if key.is_empty() || key.len() > 512 {
-            return Err(ApiError::unauthorized(
-                "invalid_api_key",
-                "the API key is unknown, revoked or expired",
-            ));
+            return Checked::Refused(unknown_api_key());
         }
-        // Boxed (see `serve`): an exchange is an HTTP call, and most requests carry a token.
-        return match Box::pin(gw.api_keys.token_for(&key, request_id)).await {
+        let exchanged = match gw.api_keys.cached(&key) {
+            Ok(token) => Exchange::Token(token),
+            Err(digest) => {
+                let (service, group, path, ip) = charged;
+                if let Err((too_many, decision)) =
+                    limit(gw, service, group, path, ip, &Who::default()).await
+                {
+                    return Checked::Limited(too_many, decision);
+                }
+                // Boxed (see `serve`): an exchange is an HTTP call, and most requests carry a
+                // token.
+                Box::pin(gw.api_keys.exchange(&key, digest, request_id)).await
+            }
+        };
+        return match exchanged {
             Exchange::Token(t) => {
                 let claims = Box::pin(gw.keys.check(&t)).await.ok();
-                Ok(Who {
+                Checked::Who(Who {
                     replacement: Some(t),
                     key: Some(key_id(&key)),
                     claims,
                 })
             }
-            Exchange::Refused => Err(ApiError::unauthorized(
-                "invalid_api_key",
-                "the API key is unknown, revoked or expired",
-            )),
+            Exchange::Refused => Checked::Refused(unknown_api_key()),
             Exchange::Unavailable(e) => {
                 tracing::warn!(error = %e, "API-key exchange failed");
-                Err(ApiError::unavailable(
+                Checked::Refused(ApiError::unavailable(
                     "identity_unavailable",
                     "API keys cannot be checked right now",
                     5,
@@ -273,20 +303,19 @@ async fn authenticate(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token)
     else {
-        return Err(ApiError::unauthorized(
+        return Checked::Refused(ApiError::unauthorized(
             "missing_token",
             "this route needs `Authorization: Bearer <token>` or an API key",
         ));
     };
-    gw.keys
-        .check(token)
-        .await
-        .map(|claims| Who {
+    match gw.keys.check(token).await {
+        Ok(claims) => Checked::Who(Who {
             replacement: None,
             key: None,
             claims: Some(claims),
-        })
-        .map_err(|e| token_problem(&e))
+        }),
+        Err(e) => Checked::Refused(token_problem(&e)),
+    }
 }
 
 /// Applies every matching policy; `Err` is the 429 answer.
@@ -469,17 +498,22 @@ pub async fn forward<'g>(
         .public
         .iter()
         .any(|p| p.matches(parts.method.as_str(), path));
-    let who = if public {
-        Who::default()
-    } else {
-        let request_id = ids.request_id.and_then(|v| v.to_str().ok()).unwrap_or("");
-        authenticate(gw, &parts.headers, request_id).await?
-    };
     let group = path
         .strip_prefix("/api/v1/")
         .and_then(|r| r.split('/').next())
         .unwrap_or("jwks");
     let client = Client::of(gw, peer, &parts.headers);
+    let who = if public {
+        Who::default()
+    } else {
+        let request_id = ids.request_id.and_then(|v| v.to_str().ok()).unwrap_or("");
+        let charged = (service, group, path, client.ip.as_ref());
+        match authenticate(gw, &parts.headers, request_id, charged).await {
+            Checked::Who(who) => who,
+            Checked::Refused(problem) => return Err(problem),
+            Checked::Limited(too_many, decision) => return Ok((too_many, Some(decision))),
+        }
+    };
     let verdict = match limit(gw, service, group, path, &client.ip, &who).await {
         Ok(v) => v,
         Err((too_many, decision)) => return Ok((too_many, Some(decision))),

@@ -172,3 +172,45 @@ async fn public_routes_need_no_token() {
     // Identity's own answer passes through unchanged when identity refuses.
     let _ = r.identity.get("/health").send().await;
 }
+
+#[tokio::test]
+async fn made_up_api_keys_are_charged_to_the_clients_address_before_identity_is_asked() {
+    let r = rig(&[("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets subject 3/1m")]).await;
+    let exchanges = || {
+        fleetdesk_telemetry::render_metrics()
+            .lines()
+            .filter(|l| l.starts_with("gateway_api_key_exchanges_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    let start = exchanges();
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let a = r
+            .http
+            .get("/api/v1/tickets")
+            .header("x-api-key", &format!("fdk_made_up_{i}"))
+            .send()
+            .await;
+        statuses.push(a.status);
+        if a.status == 429 {
+            assert_problem(&a, 429, "rate_limited");
+            assert!(a.header("retry-after").is_some());
+        } else {
+            assert_problem(&a, 401, "invalid_api_key");
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
+    // Identity was asked about the first three only (other tests in this process exchange a
+    // key or two of their own meanwhile).
+    let asked = exchanges() - start;
+    assert!((3.0..=6.0).contains(&asked), "{asked}");
+    // A caller with a token is limited as itself, not as its address.
+    let a = r
+        .http
+        .get("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .send()
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+}
