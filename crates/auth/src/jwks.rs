@@ -8,6 +8,9 @@ use jsonwebtoken::jwk::JwkSet;
 
 use crate::{Claims, TokenError, Verifier};
 
+/// How long a service keeps trying for its first keys before it warns that it has none.
+const FIRST_FETCH_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Identity's signing keys, cached. Refreshed periodically (by whoever owns it, with
 /// [`RemoteKeys::fetch`]) and when a token names an unknown `kid` — at most once per
 /// `min_refresh`, so forged `kid`s cannot hammer identity. When identity cannot be reached
@@ -129,17 +132,31 @@ impl RemoteKeys {
         }
     }
 
-    /// Fetches the keys now (a failure is logged: the first token fetches them again), then
-    /// again every `every` until the returned task is aborted; a failed refresh is logged and
-    /// the known keys keep serving.
+    /// Fetches the keys now, then again every `every` until the returned task is aborted; a
+    /// failed refresh is logged and the known keys keep serving. The first fetch returns at
+    /// once if it fails, and is tried again in the background for a while before that is
+    /// worth a warning: identity may be starting at the same time (in one process, or in a
+    /// rollout). Meanwhile the first token fetches the keys too.
     pub async fn keep_fresh(
         self: std::sync::Arc<Self>,
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        if let Err(e) = self.fetch().await {
-            tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
-        }
+        let mut fetched = self.fetch().await.is_ok();
         tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let mut pause = Duration::from_millis(100);
+            while !fetched {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                match self.fetch().await {
+                    Ok(_) => fetched = true,
+                    Err(e) if started.elapsed() >= FIRST_FETCH_PATIENCE => {
+                        tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
             loop {
                 tokio::time::sleep(every).await;
                 if let Err(e) = self.fetch().await {
@@ -147,5 +164,59 @@ impl RemoteKeys {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SigningKey;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn keys_that_identity_serves_only_after_the_start_are_fetched_without_a_token() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A port with nothing on it yet: identity is still starting.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_default();
+        let keys = Arc::new(RemoteKeys::new(
+            reqwest::Client::new(),
+            format!("http://127.0.0.1:{port}/.well-known/jwks.json"),
+            "fleetdesk",
+            "fleetdesk-api",
+            Duration::from_secs(5),
+        ));
+        let refresher = keys.clone().keep_fresh(Duration::from_secs(3600)).await;
+        let Ok(key) = SigningKey::generate() else {
+            panic!("no key generated");
+        };
+        assert!(!keys.verifier().knows(key.kid()), "nothing to fetch yet");
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let set = serde_json::json!({ "keys": [key.public_jwk()] }).to_string();
+        let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await else {
+            panic!("port {port} taken meanwhile");
+        };
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = [0u8; 4096];
+                let _ = socket.read(&mut head).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{set}",
+                    set.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        // Tried again in the background (pauses of 0.1, 0.2, 0.4 … s), with no token asking.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !keys.verifier().knows(key.kid()) {
+            assert!(tokio::time::Instant::now() < deadline, "keys never fetched");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        refresher.abort();
     }
 }
