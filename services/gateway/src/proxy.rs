@@ -80,7 +80,9 @@ impl Upstream {
                     .increment(1);
             }
             *open = Some(Instant::now() + pause);
-            self.failures.store(0, Ordering::Relaxed);
+            // Half-open after the pause: one more failure (the trial's) opens it again at once,
+            // a success closes it.
+            self.failures.store(threshold - 1, Ordering::Relaxed);
         }
     }
 }

@@ -556,3 +556,30 @@ async fn chunked_requests_head_answers_and_close_delimited_answers_pass_whole() 
         "the HEAD's connection served the GET"
     );
 }
+
+#[tokio::test]
+async fn a_failed_trial_after_the_pause_opens_the_circuit_again_at_once() {
+    let r = rig(&[
+        ("FLEETDESK_GATEWAY_BREAKER_FAILURES", "3"),
+        ("FLEETDESK_GATEWAY_BREAKER_OPEN_SECONDS", "1"),
+    ])
+    .await;
+    let call = || async {
+        let a = r
+            .http
+            .get("/api/v1/knowledge/articles")
+            .bearer(&r.admin_token)
+            .send()
+            .await;
+        assert_problem(&a, 503, "upstream_unavailable");
+        // A refused connection says 5 s; the open circuit the time it has left (1 s).
+        a.header("retry-after").unwrap_or_default().to_owned()
+    };
+    for _ in 0..3 {
+        assert_eq!(call().await, "5", "tried");
+    }
+    assert_eq!(call().await, "1", "open");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(call().await, "5", "the trial is tried");
+    assert_eq!(call().await, "1", "and its failure opens the circuit again");
+}
