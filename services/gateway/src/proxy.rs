@@ -320,6 +320,22 @@ async fn authenticate<'g>(
     }
 }
 
+/// The address a rate limit counts a client by: an IPv4 address itself, an IPv6 address its
+/// /64, the block a single subscriber is given and can take any address of, so that a client
+/// cannot step past a per-address limit by changing its address within its own block.
+fn counted_address(ip: &str) -> std::borrow::Cow<'_, str> {
+    if !ip.contains(':') {
+        return ip.into();
+    }
+    match ip.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]).into()
+        }
+        Err(_) => ip.into(),
+    }
+}
+
 /// Applies every matching policy; `Err` is the 429 answer.
 async fn limit<'g>(
     gw: &'g Gateway,
@@ -330,6 +346,7 @@ async fn limit<'g>(
     who: &Who,
 ) -> Result<Option<Decision<'g>>, (Response<GwBody>, Decision<'g>)> {
     let mut tightest: Option<Decision> = None;
+    let ip = counted_address(ip);
     // Room for a usual key at once (a policy name, a service and a UUID or address), not
     // grown part by part.
     let mut key = String::with_capacity(128);
@@ -341,7 +358,7 @@ async fn limit<'g>(
     {
         let (kind, value) = match (policy.key, who.subject(), who.tenant()) {
             (KeyKind::Subject, Some(s), _) => ("sub", s),
-            (KeyKind::Ip | KeyKind::Subject, _, _) => ("ip", ip),
+            (KeyKind::Ip | KeyKind::Subject, _, _) => ("ip", &*ip),
             (KeyKind::Tenant, _, Some(t)) => ("tenant", t),
             (KeyKind::Tenant, _, None) => continue,
         };
@@ -430,9 +447,9 @@ impl<'a> Client<'a> {
         let mut ip = None;
         for hop in hops.iter().rev() {
             match hop.parse::<std::net::IpAddr>() {
-                Ok(a) if trusted(a) => ip = Some(*hop),
-                Ok(_) => {
-                    ip = Some(*hop);
+                Ok(a) if trusted(a) => ip = Some(a),
+                Ok(a) => {
+                    ip = Some(a);
                     break;
                 }
                 Err(_) => break,
@@ -449,7 +466,12 @@ impl<'a> Client<'a> {
         };
         let host = headers.get(X_FORWARDED_HOST).cloned();
         Self {
-            ip: ip.map_or_else(|| peer.ip.as_str().into(), |i| i.to_owned().into()),
+            // Written as the gateway writes a connection's address, whatever the proxy's
+            // spelling (`2001:DB8::1`, `::ffff:192.0.2.1`): one client, one text.
+            ip: ip.map_or_else(
+                || peer.ip.as_str().into(),
+                |a| a.to_canonical().to_string().into(),
+            ),
             proto,
             host,
         }
@@ -727,6 +749,20 @@ fn record(service: &str, group: &str, status: StatusCode, started: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_count_ipv4_addresses_whole_and_ipv6_ones_by_their_64() {
+        for (ip, counted) in [
+            ("203.0.113.7", "203.0.113.7"),
+            ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+            ("2001:0db8:0001:0002:0:0:0:9", "2001:db8:1:2::/64"),
+            ("::1", "0:0:0:0::/64"),
+            ("not an address", "not an address"),
+        ] {
+            assert_eq!(counted_address(ip), counted, "{ip}");
+        }
+    }
 
     #[test]
     fn header_names_read_from_a_head_are_lower_case_whichever_way_they_are_found() {

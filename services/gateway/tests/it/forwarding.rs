@@ -583,3 +583,34 @@ async fn a_failed_trial_after_the_pause_opens_the_circuit_again_at_once() {
     assert_eq!(call().await, "5", "the trial is tried");
     assert_eq!(call().await, "1", "and its failure opens the circuit again");
 }
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_by_their_64_and_forwarded_addresses_are_written_one_way() {
+    let r = rig(&[
+        ("FLEETDESK_GATEWAY_TRUSTED_PROXIES", "127.0.0.1"),
+        ("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets ip 1/1m burst 1"),
+    ])
+    .await;
+    let from = |xff: &'static str| {
+        r.http
+            .get("/api/v1/tickets")
+            .bearer(&r.admin_token)
+            .header("x-forwarded-for", xff)
+            .send()
+    };
+    let a = from("2001:DB8:1:2::1").await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["headers"]["x-forwarded-for"], "2001:db8:1:2::1");
+    // Another address of the same /64 is the same client.
+    let same = from("2001:db8:1:2:ffff::9").await;
+    assert_problem(&same, 429, "rate_limited");
+    // Another /64 is another client.
+    let other = from("2001:db8:1:3::1").await;
+    assert_eq!(other.status, 200, "{}", other.text);
+    // An IPv4 address written as IPv6 is the IPv4 client.
+    let mapped = from("::ffff:203.0.113.7").await;
+    assert_eq!(mapped.status, 200, "{}", mapped.text);
+    assert_eq!(mapped.body["headers"]["x-forwarded-for"], "203.0.113.7");
+    let plain = from("203.0.113.7").await;
+    assert_problem(&plain, 429, "rate_limited");
+}
