@@ -9,6 +9,7 @@
 //! - [`health`], [`docs`]: health, readiness, metrics, OpenAPI and the offline docs page.
 //! - [`config`]: typed configuration from the environment and an optional TOML file.
 
+pub mod address;
 pub mod caller;
 pub mod config;
 pub mod context;

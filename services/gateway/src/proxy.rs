@@ -320,22 +320,6 @@ async fn authenticate<'g>(
     }
 }
 
-/// The address a rate limit counts a client by: an IPv4 address itself, an IPv6 address its
-/// /64, the block a single subscriber is given and can take any address of, so that a client
-/// cannot step past a per-address limit by changing its address within its own block.
-fn counted_address(ip: &str) -> std::borrow::Cow<'_, str> {
-    if !ip.contains(':') {
-        return ip.into();
-    }
-    match ip.parse::<std::net::Ipv6Addr>() {
-        Ok(v6) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]).into()
-        }
-        Err(_) => ip.into(),
-    }
-}
-
 /// Applies every matching policy; `Err` is the 429 answer.
 async fn limit<'g>(
     gw: &'g Gateway,
@@ -346,7 +330,7 @@ async fn limit<'g>(
     who: &Who,
 ) -> Result<Option<Decision<'g>>, (Response<GwBody>, Decision<'g>)> {
     let mut tightest: Option<Decision> = None;
-    let ip = counted_address(ip);
+    let ip = fleetdesk_web::address::counted(ip);
     // Room for a usual key at once (a policy name, a service and a UUID or address), not
     // grown part by part.
     let mut key = String::with_capacity(128);
@@ -749,20 +733,6 @@ fn record(service: &str, group: &str, status: StatusCode, started: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limits_count_ipv4_addresses_whole_and_ipv6_ones_by_their_64() {
-        for (ip, counted) in [
-            ("203.0.113.7", "203.0.113.7"),
-            ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
-            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
-            ("2001:0db8:0001:0002:0:0:0:9", "2001:db8:1:2::/64"),
-            ("::1", "0:0:0:0::/64"),
-            ("not an address", "not an address"),
-        ] {
-            assert_eq!(counted_address(ip), counted, "{ip}");
-        }
-    }
 
     #[test]
     fn header_names_read_from_a_head_are_lower_case_whichever_way_they_are_found() {

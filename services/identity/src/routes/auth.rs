@@ -329,7 +329,8 @@ async fn login(
     }
     let ip = client_ip(&req, state.config.trust_forwarded_for);
     let account_key = format!("email:{email}");
-    let address_key = format!("ip:{ip}");
+    // An IPv6 client by its /64: one address change must not buy a fresh lockout budget.
+    let address_key = format!("ip:{}", fleetdesk_web::address::counted(&ip));
     let now = state.clock.now();
     let (keys, lookup) = ((account_key.clone(), address_key.clone()), email.clone());
     let user = state

@@ -392,3 +392,26 @@ async fn a_service_token_acts_for_the_tenant_it_names_and_people_cannot_switch()
         .await;
     assert_eq!(person.body["name"], "Acme");
 }
+
+#[tokio::test]
+async fn an_ipv6_client_is_locked_out_by_its_64_not_one_address() {
+    let app = spawn_with(&[("FLEETDESK_TRUST_FORWARDED_FOR", "true")]).await;
+    let from = |xff: String, email: String| {
+        app.http
+            .post("/api/v1/auth/login")
+            .header("x-forwarded-for", &xff)
+            .json(&json!({"email": email, "password": "wrong password!"}))
+            .send()
+    };
+    // Password spraying: a different account and a different address of one /64 each time
+    // (no account reaches its own lockout).
+    for i in 0..20 {
+        let a = from(format!("2001:db8:7:7::{i:x}"), format!("user{i}@acme.test")).await;
+        assert_problem(&a, 401, "invalid_credentials");
+    }
+    let sprayed = from("2001:db8:7:7:ffff::1".into(), "fresh@acme.test".into()).await;
+    assert_problem(&sprayed, 429, "too_many_attempts");
+    // Another /64 is another client.
+    let other = from("2001:db8:7:8::1".into(), "fresh@acme.test".into()).await;
+    assert_problem(&other, 401, "invalid_credentials");
+}
