@@ -141,21 +141,10 @@ impl RemoteKeys {
         self: std::sync::Arc<Self>,
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
-        let mut fetched = self.fetch().await.is_ok();
+        let fetched = self.fetch().await.is_ok();
         tokio::spawn(async move {
-            let started = tokio::time::Instant::now();
-            let mut pause = Duration::from_millis(100);
-            while !fetched {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-                match self.fetch().await {
-                    Ok(_) => fetched = true,
-                    Err(e) if started.elapsed() >= FIRST_FETCH_PATIENCE => {
-                        tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
-                        break;
-                    }
-                    Err(_) => {}
-                }
+            if !fetched {
+                retry_first_fetch(|| self.fetch()).await;
             }
             loop {
                 tokio::time::sleep(every).await;
@@ -164,6 +153,30 @@ impl RemoteKeys {
                 }
             }
         })
+    }
+}
+
+/// Tries a first fetch of the keys that failed again, with growing pauses, until it succeeds;
+/// after [`FIRST_FETCH_PATIENCE`] a failure is logged and the trying stops (the first token
+/// fetches the keys, and the periodic refresh goes on).
+pub async fn retry_first_fetch<F, Fut>(mut fetch: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, String>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+        match fetch().await {
+            Ok(_) => return,
+            Err(e) if started.elapsed() >= FIRST_FETCH_PATIENCE => {
+                tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
+                return;
+            }
+            Err(_) => {}
+        }
     }
 }
 

@@ -360,12 +360,15 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
         let gateway = Arc::new(Gateway::new(&config).await?);
-        if let Err(e) = gateway.keys.fetch().await {
-            tracing::warn!(error = %e, "no signing keys yet; they are fetched on the first token");
-        }
+        // Identity may be starting too: a failed first fetch is tried again in the background
+        // for a while before it is worth a warning.
+        let fetched = gateway.keys.fetch().await.is_ok();
         let every = config.jwks_refresh;
         let g = gateway.clone();
         let refresher = tokio::spawn(async move {
+            if !fetched {
+                fleetdesk_auth::jwks::retry_first_fetch(|| g.keys.fetch()).await;
+            }
             let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
