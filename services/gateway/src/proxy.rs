@@ -330,7 +330,8 @@ async fn limit<'g>(
     who: &Who,
 ) -> Result<Option<Decision<'g>>, (Response<GwBody>, Decision<'g>)> {
     let mut tightest: Option<Decision> = None;
-    let ip = fleetdesk_web::address::counted(ip);
+    // Worked out only if a policy counts by address (an IPv6 one is formatted).
+    let mut counted = None;
     // Room for a usual key at once (a policy name, a service and a UUID or address), not
     // grown part by part.
     let mut key = String::with_capacity(128);
@@ -342,7 +343,10 @@ async fn limit<'g>(
     {
         let (kind, value) = match (policy.key, who.subject(), who.tenant()) {
             (KeyKind::Subject, Some(s), _) => ("sub", s),
-            (KeyKind::Ip | KeyKind::Subject, _, _) => ("ip", &*ip),
+            (KeyKind::Ip | KeyKind::Subject, _, _) => (
+                "ip",
+                &**counted.get_or_insert_with(|| fleetdesk_web::address::counted(ip)),
+            ),
             (KeyKind::Tenant, _, Some(t)) => ("tenant", t),
             (KeyKind::Tenant, _, None) => continue,
         };

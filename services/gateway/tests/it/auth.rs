@@ -86,20 +86,13 @@ fn base64_url(s: &str) -> String {
 async fn unknown_kids_refresh_the_keys_at_most_once_per_interval() {
     let r = rig(&[]).await;
     let stranger = SigningKey::generate().unwrap();
-    let before = fleetdesk_telemetry::render_metrics();
-    let count = |text: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("gateway_jwks_refreshes_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let start = count(&before);
+    let start = metric_total("gateway_jwks_refreshes_total");
     for _ in 0..20 {
         let forged = stranger.sign(&r.claims()).unwrap();
         let a = r.http.get("/api/v1/tickets").bearer(&forged).send().await;
         assert_eq!(a.status, 401);
     }
-    let after = count(&fleetdesk_telemetry::render_metrics());
+    let after = metric_total("gateway_jwks_refreshes_total");
     // Other tests in this process may refresh too; 20 forged kids must not mean 20 fetches.
     assert!(after - start <= 3.0, "{start} -> {after}");
 }
@@ -176,13 +169,7 @@ async fn public_routes_need_no_token() {
 #[tokio::test]
 async fn made_up_api_keys_are_charged_to_the_clients_address_before_identity_is_asked() {
     let r = rig(&[("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets subject 3/1m")]).await;
-    let exchanges = || {
-        fleetdesk_telemetry::render_metrics()
-            .lines()
-            .filter(|l| l.starts_with("gateway_api_key_exchanges_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
+    let exchanges = || metric_total("gateway_api_key_exchanges_total");
     let start = exchanges();
     let mut statuses = Vec::new();
     for i in 0..10 {
@@ -213,4 +200,16 @@ async fn made_up_api_keys_are_charged_to_the_clients_address_before_identity_is_
         .send()
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
+}
+
+/// The process's count of the metric `name` so far, over all its label sets.
+fn metric_total(name: &str) -> f64 {
+    fleetdesk_telemetry::render_metrics()
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

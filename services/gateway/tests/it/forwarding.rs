@@ -375,26 +375,37 @@ async fn upstream_connections_are_kept_alive_and_a_closed_one_costs_no_request()
     assert!((4..=5).contains(&n), "{n} connections");
 }
 
+/// A gateway that trusts the proxies at 127.0.0.1 and in 10.0.0.0/8, with one request a minute
+/// per client address to tickets.
+async fn behind_trusted_proxies() -> Rig {
+    rig(&[
+        ("FLEETDESK_GATEWAY_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
+        ("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets ip 1/1m burst 1"),
+    ])
+    .await
+}
+
+/// A call to tickets through a trusted proxy that names the client chain `xff` and says the
+/// client used `https://support.example.com`.
+async fn via_proxy(r: &Rig, xff: &str) -> fleetdesk_testkit::Answer {
+    r.http
+        .get("/api/v1/tickets")
+        .bearer(&r.admin_token)
+        .header("x-forwarded-for", xff)
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "support.example.com")
+        .send()
+        .await
+}
+
 /// Behind a trusted proxy (an ingress controller), the client is the nearest untrusted address
 /// in `X-Forwarded-For`: it is what the upstream is told (alone, so a service reading the last
 /// entry finds the client), and what per-address limits count.
 /// A client that is not a trusted proxy cannot claim another address.
 #[tokio::test]
 async fn trusted_proxies_pass_on_the_client_and_limits_count_it() {
-    let r = rig(&[
-        ("FLEETDESK_GATEWAY_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
-        ("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets ip 1/1m burst 1"),
-    ])
-    .await;
-    let from = |xff: &'static str| {
-        r.http
-            .get("/api/v1/tickets")
-            .bearer(&r.admin_token)
-            .header("x-forwarded-for", xff)
-            .header("x-forwarded-proto", "https")
-            .header("x-forwarded-host", "support.example.com")
-            .send()
-    };
+    let r = behind_trusted_proxies().await;
+    let from = |xff| via_proxy(&r, xff);
     let a = from("203.0.113.7, 10.1.2.3").await;
     assert_eq!(a.status, 200, "{}", a.text);
     let h = &a.body["headers"];
@@ -586,18 +597,8 @@ async fn a_failed_trial_after_the_pause_opens_the_circuit_again_at_once() {
 
 #[tokio::test]
 async fn ipv6_clients_are_limited_by_their_64_and_forwarded_addresses_are_written_one_way() {
-    let r = rig(&[
-        ("FLEETDESK_GATEWAY_TRUSTED_PROXIES", "127.0.0.1"),
-        ("FLEETDESK_GATEWAY_RATE_LIMITS", "tickets ip 1/1m burst 1"),
-    ])
-    .await;
-    let from = |xff: &'static str| {
-        r.http
-            .get("/api/v1/tickets")
-            .bearer(&r.admin_token)
-            .header("x-forwarded-for", xff)
-            .send()
-    };
+    let r = behind_trusted_proxies().await;
+    let from = |xff| via_proxy(&r, xff);
     let a = from("2001:DB8:1:2::1").await;
     assert_eq!(a.status, 200, "{}", a.text);
     assert_eq!(a.body["headers"]["x-forwarded-for"], "2001:db8:1:2::1");
