@@ -35,6 +35,15 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The request id as a header value, given the `X-Request-Id` the request came with: that
+    /// value itself when it was kept (a cheap copy), else the new id's.
+    pub fn request_id_header(&self, sent: Option<&HeaderValue>) -> Option<HeaderValue> {
+        match sent {
+            Some(sent) if sent.as_bytes() == self.request_id.as_bytes() => Some(sent.clone()),
+            _ => HeaderValue::from_str(&self.request_id).ok(),
+        }
+    }
+
     /// The `traceparent` to send downstream (HTTP calls, events).
     pub fn traceparent(&self) -> String {
         let mut t = String::with_capacity(55);
@@ -73,38 +82,49 @@ fn hex(bytes: &[u8]) -> String {
     String::from_utf8(hex).unwrap_or_default()
 }
 
-fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// Whether `s` is lower-case hex digits only.
+fn is_hex(s: &[u8]) -> bool {
+    s.iter().all(|&b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The trace id of a valid `traceparent` (version 00, non-zero ids), else `None`.
-pub fn parse_traceparent(value: &str) -> Option<String> {
-    let mut parts = value.trim().split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let valid = version == "00"
-        && parts.next().is_none()
-        && is_hex(trace, 32)
-        && is_hex(parent, 16)
-        && is_hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_owned())
+///
+/// Version 00 is exactly `00-<32 hex>-<16 hex>-<2 hex>`, so the fields are read at their
+/// places in the value's bytes rather than split out of a string: every request through a
+/// proxy carries one, and this runs on each.
+pub fn parse_traceparent(value: &[u8]) -> Option<String> {
+    let value = value.trim_ascii();
+    if value.len() != 55 || !value.starts_with(b"00-") || value[35] != b'-' || value[52] != b'-' {
+        return None;
+    }
+    let (trace, parent, flags) = (&value[3..35], &value[36..52], &value[53..]);
+    let valid = is_hex(trace)
+        && is_hex(parent)
+        && is_hex(flags)
+        && trace.iter().any(|&b| b != b'0')
+        && parent.iter().any(|&b| b != b'0');
+    valid.then(|| ascii(trace))
 }
 
 /// Whether a client-sent request id is safe to keep and echo.
-pub fn is_sane_request_id(value: &str) -> bool {
+pub fn is_sane_request_id(value: &[u8]) -> bool {
     (1..=128).contains(&value.len())
         && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Checked ASCII bytes as a string (empty for anything else, which callers rule out first).
+fn ascii(bytes: &[u8]) -> String {
+    std::str::from_utf8(bytes)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 impl RequestContext {
-    /// The context for a request that sent these `X-Request-Id` and `traceparent` values.
-    pub fn for_request(request_id: Option<&str>, traceparent: Option<&str>) -> Self {
+    /// The context for a request that sent these `X-Request-Id` and `traceparent` values
+    /// (the header values' bytes: neither is kept unless it is plain ASCII).
+    pub fn for_request(request_id: Option<&[u8]>, traceparent: Option<&[u8]>) -> Self {
         let request_id = request_id.filter(|v| is_sane_request_id(v)).map_or_else(
             // Encoded into a buffer: `to_string` goes through the formatting machinery.
             || {
@@ -114,7 +134,7 @@ impl RequestContext {
                     .encode_lower(&mut buf)
                     .to_owned()
             },
-            str::to_owned,
+            ascii,
         );
         // The span id and, unless the trace continues, the trace id: one draw for both.
         let mut random = [0u8; 24];
@@ -137,7 +157,7 @@ pub async fn within<F: std::future::Future>(ctx: RequestContext, work: F) -> F::
 }
 
 fn context_for(req: &ServiceRequest) -> RequestContext {
-    let header = |name: &HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let header = |name: &HeaderName| req.headers().get(name).map(HeaderValue::as_bytes);
     RequestContext::for_request(header(&REQUEST_ID), header(&TRACEPARENT))
 }
 
@@ -161,7 +181,7 @@ pub async fn observe(
         request_id = %ctx.request_id,
         trace_id = %ctx.trace_id,
     );
-    let request_id = ctx.request_id.clone();
+    let request_id = ctx.request_id_header(req.headers().get(REQUEST_ID));
     let result = CONTEXT
         .scope(ctx, next.call(req))
         .instrument(span.clone())
@@ -185,7 +205,7 @@ pub async fn observe(
     }
     record_request(service, method.as_str(), &route, code.as_str(), elapsed);
     let mut res = result?;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Some(value) = request_id {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
@@ -225,8 +245,14 @@ mod tests {
         let a = RequestContext::for_request(None, None);
         let b = RequestContext::for_request(None, None);
         for c in [&a, &b] {
-            assert!(is_hex(&c.trace_id, 32), "{c:?}");
-            assert!(is_hex(&c.span_id, 16), "{c:?}");
+            assert!(
+                c.trace_id.len() == 32 && is_hex(c.trace_id.as_bytes()),
+                "{c:?}"
+            );
+            assert!(
+                c.span_id.len() == 16 && is_hex(c.span_id.as_bytes()),
+                "{c:?}"
+            );
             let id = uuid::Uuid::parse_str(&c.request_id).unwrap();
             assert_eq!(id.hyphenated().to_string(), c.request_id);
             assert_eq!(id.get_version_num(), 7);
@@ -239,8 +265,8 @@ mod tests {
             format!("00-{}-{}-01", a.trace_id, a.span_id)
         );
         let kept = RequestContext::for_request(
-            Some("req-1"),
-            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some(b"req-1"),
+            Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
         assert_eq!(kept.request_id, "req-1");
         assert_eq!(kept.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -251,7 +277,12 @@ mod tests {
     fn a_valid_traceparent_is_continued_and_a_bad_one_is_not() {
         let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         assert_eq!(
-            parse_traceparent(good).as_deref(),
+            parse_traceparent(good.as_bytes()).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        // Surrounding white space is not part of the value.
+        assert_eq!(
+            parse_traceparent(format!(" {good}\t").as_bytes()).as_deref(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
         for bad in [
@@ -261,17 +292,47 @@ mod tests {
             "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1F",
+            // The right length, with a separator out of place.
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-701",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba90\u{e9}7-01",
         ] {
-            assert_eq!(parse_traceparent(bad), None, "{bad}");
+            assert_eq!(parse_traceparent(bad.as_bytes()), None, "{bad}");
         }
+        assert_eq!(
+            parse_traceparent(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b\xff-01"),
+            None
+        );
     }
 
     #[test]
     fn only_short_plain_request_ids_are_kept() {
-        assert!(is_sane_request_id("abc-123_x.y:z"));
-        assert!(!is_sane_request_id(""));
-        assert!(!is_sane_request_id("with space"));
-        assert!(!is_sane_request_id(&"a".repeat(129)));
-        assert!(!is_sane_request_id("inject\r\nheader"));
+        assert!(is_sane_request_id(b"abc-123_x.y:z"));
+        assert!(is_sane_request_id("a".repeat(128).as_bytes()));
+        assert!(!is_sane_request_id(b""));
+        assert!(!is_sane_request_id(b"with space"));
+        assert!(!is_sane_request_id("a".repeat(129).as_bytes()));
+        assert!(!is_sane_request_id(b"inject\r\nheader"));
+        assert!(!is_sane_request_id("caf\u{e9}".as_bytes()));
+        assert!(!is_sane_request_id(b"bin\xff"));
+        let kept = RequestContext::for_request(Some(b"bin\xff"), None);
+        assert_eq!(
+            uuid::Uuid::parse_str(&kept.request_id)
+                .unwrap()
+                .get_version_num(),
+            7
+        );
+        // The answer's X-Request-Id: the one sent when kept, else the new one.
+        let sent = HeaderValue::from_static("req-1");
+        let ctx = RequestContext::for_request(Some(sent.as_bytes()), None);
+        assert_eq!(ctx.request_id_header(Some(&sent)), Some(sent));
+        let bad = HeaderValue::from_static("with space");
+        let ctx = RequestContext::for_request(Some(bad.as_bytes()), None);
+        let echoed = ctx.request_id_header(Some(&bad)).unwrap();
+        assert_eq!(echoed.to_str().unwrap(), ctx.request_id);
+        assert_ne!(echoed, bad);
     }
 }

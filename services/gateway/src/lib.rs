@@ -160,8 +160,8 @@ pub(crate) async fn handle<'g>(
 ) -> (Response<GwBody>, edge::Added<'g>) {
     let started = Instant::now();
     let headers = req.headers();
-    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let ctx = RequestContext::for_request(text(&proxy::X_REQUEST_ID), text(&proxy::TRACEPARENT));
+    let sent = |name: &HeaderName| headers.get(name).map(HeaderValue::as_bytes);
+    let ctx = RequestContext::for_request(sent(&proxy::X_REQUEST_ID), sent(&proxy::TRACEPARENT));
     let method = req.method().clone();
     let allowed = edge::allowed_origin(gw, headers);
     let own = own_route(req.uri().path());
