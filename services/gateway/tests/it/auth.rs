@@ -1,7 +1,13 @@
 //! Tokens and API keys at the gateway.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
 use fleetdesk_auth::SigningKey;
-use fleetdesk_testkit::forge;
+use fleetdesk_gateway::{Application, GatewayConfig};
+use fleetdesk_testkit::{Http, forge};
+use fleetdesk_web::config::Settings;
 use serde_json::json;
 
 use crate::rig::*;
@@ -95,6 +101,70 @@ async fn unknown_kids_refresh_the_keys_at_most_once_per_interval() {
     let after = metric_total("gateway_jwks_refreshes_total");
     // Other tests in this process may refresh too; 20 forged kids must not mean 20 fetches.
     assert!(after - start <= 3.0, "{start} -> {after}");
+}
+
+/// Identity starting after the gateway: the gateway fetches its keys as soon as it answers,
+/// without waiting for a token to ask for them (or for the periodic refresh, minutes later).
+#[tokio::test]
+async fn keys_identity_serves_only_after_the_gateway_started_are_fetched_without_a_token() {
+    fleetdesk_testkit::install_crypto();
+    let port = dead_port();
+    let identity_url = format!("http://127.0.0.1:{port}");
+    let settings = Settings::from_pairs([
+        ("FLEETDESK_GATEWAY_LISTEN", "127.0.0.1:0"),
+        ("FLEETDESK_GATEWAY_SERVICES", "identity,tickets"),
+        ("FLEETDESK_GATEWAY_UPSTREAM_IDENTITY", identity_url.as_str()),
+        ("FLEETDESK_GATEWAY_UPSTREAM_TICKETS", identity_url.as_str()),
+        ("FLEETDESK_GATEWAY_RATE_LIMITS", "off"),
+    ]);
+    let app = Application::build(GatewayConfig::from_settings(&settings).unwrap())
+        .await
+        .expect("the gateway starts while identity is down");
+    let gateway = Http::new(format!("http://127.0.0.1:{}", app.port));
+    tokio::spawn(app.run_until_stopped());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Identity comes up: it serves its key set, and answers anything else with 200.
+    let key = SigningKey::generate().unwrap();
+    let jwks = json!({"keys": [key.public_jwk()]});
+    let fetches = web::Data::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let server = HttpServer::new(move || {
+        let jwks = jwks.clone();
+        App::new()
+            .app_data(counted.clone())
+            .route(
+                "/.well-known/jwks.json",
+                web::get().to(move |n: web::Data<AtomicUsize>| {
+                    n.fetch_add(1, Ordering::SeqCst);
+                    let jwks = jwks.clone();
+                    async move { HttpResponse::Ok().json(jwks) }
+                }),
+            )
+            .default_service(web::to(HttpResponse::Ok))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+
+    let fetched = || fetches.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while fetched() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fetched(),
+        1,
+        "the gateway fetched the keys once identity answered"
+    );
+    // A token of that key is then accepted with the keys fetched: no fetch on its account.
+    let token = key.sign(&claims()).unwrap();
+    let a = gateway.get("/api/v1/tickets").bearer(&token).send().await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(fetched(), 1);
 }
 
 #[tokio::test]
