@@ -82,39 +82,40 @@ pub struct ApiKeys {
 /// The exchanges under way, by key digest: the first request for a key asks identity, the
 /// others wait for its answer. If the one asking goes away (its client hung up), a waiting one
 /// asks in its place.
-type InFlight = Arc<Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Exchange>>>>>;
+type InFlight = Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Exchange>>>>;
 
 /// A request's share in an exchange under way; the last share to go removes the exchange
 /// from [`InFlight`], finished or not, so nothing is left behind by clients that hung up.
-struct Share {
-    in_flight: InFlight,
+struct Share<'a> {
+    in_flight: &'a InFlight,
     digest: [u8; 32],
     cell: Arc<tokio::sync::OnceCell<Exchange>>,
 }
 
-impl Share {
-    fn join(in_flight: &InFlight, digest: [u8; 32]) -> Self {
+impl<'a> Share<'a> {
+    fn join(in_flight: &'a InFlight, digest: [u8; 32]) -> Self {
         let cell = in_flight
             .lock()
             .map(|mut m| m.entry(digest).or_default().clone())
             // A poisoned map: this request asks on its own.
             .unwrap_or_default();
         Share {
-            in_flight: in_flight.clone(),
+            in_flight,
             digest,
             cell,
         }
     }
 }
 
-impl Drop for Share {
+impl Drop for Share<'_> {
     fn drop(&mut self) {
         let cell = std::mem::take(&mut self.cell);
         let Ok(mut map) = self.in_flight.lock() else {
             return;
         };
-        // Shares join and leave under the lock, so the count is exact here: the map's
-        // reference and this one mean this is the last share.
+        // Shares join and leave under the lock (this one's reference is dropped before the
+        // lock is), so the count is exact here: the map's reference and this one mean this is
+        // the last share.
         if Arc::strong_count(&cell) == 2
             && map.get(&self.digest).is_some_and(|c| Arc::ptr_eq(c, &cell))
         {
@@ -282,7 +283,7 @@ mod tests {
                 });
             }
         });
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        fleetdesk_testkit::install_crypto();
         let keys = ApiKeys::new(
             reqwest::Client::new(),
             Url::parse(&url).unwrap(),
